@@ -1,0 +1,118 @@
+"""Plot helpers shared by every figure: a headless backend, per-service colours and clock axes.
+
+Figures are saved as PNG bytes (callers write them atomically). Time axes show the scenario's
+wall clock when it has one (``23:00 .. 01:00``), elapsed time otherwise.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: reports are made on servers and in CI
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
+
+from sim.units import clock_label  # noqa: E402
+
+_KNOWN_COLOURS = {"browse": "#1f77b4", "order": "#ff7f0e", "payment": "#2ca02c"}
+_OTHER_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def service_colour(name: str, all_names: Sequence[str]) -> str:
+    """The colour of a service, the same in every plot of every report."""
+    if name in _KNOWN_COLOURS:
+        return _KNOWN_COLOURS[name]
+    others = [n for n in all_names if n not in _KNOWN_COLOURS]
+    index = others.index(name) if name in others else len(others)
+    return _OTHER_COLOURS[index % len(_OTHER_COLOURS)]
+
+
+_TICK_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600)
+
+
+def clock_ticks(
+    t0_s: float, t1_s: float, start_clock_s: float | None, most: int = 9
+) -> list[float]:
+    """Tick positions on round clock times (every 1 s .. 6 h) with at most ``most`` ticks."""
+    span = max(t1_s - t0_s, 1e-9)
+    step = next((s for s in _TICK_STEPS_S if span / s <= most), _TICK_STEPS_S[-1])
+    offset = start_clock_s or 0.0
+    first = np.ceil((t0_s + offset) / step) * step - offset
+    return list(np.arange(first, t1_s + 1e-9, step))
+
+
+def clock_axis(
+    ax: Axes, start_clock_s: float | None, label: bool = True,
+    span_s: tuple[float, float] | None = None,
+) -> None:
+    """Label the x axis (seconds from t=0) with wall-clock times on round clock ticks."""
+    t0, t1 = span_s if span_s is not None else ax.get_xlim()
+    ax.set_xlim(t0, t1)
+    ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: clock_label(x, start_clock_s)))
+    if label:
+        ax.set_xlabel("time of day" if start_clock_s is not None else "time since start")
+
+
+def new_figure(rows: int = 1, height_in: float = 3.6) -> tuple[Figure, list[Axes]]:
+    """A figure of ``rows`` stacked axes sharing the time axis, sized for a report page."""
+    fig, axes = plt.subplots(rows, 1, figsize=(10, height_in * rows), sharex=True, squeeze=False)
+    return fig, list(axes[:, 0])
+
+
+def to_png(fig: Figure) -> bytes:
+    """Render and close ``fig``; return the PNG bytes."""
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def plot_traffic(
+    times_s: np.ndarray,
+    rates: dict[str, np.ndarray],
+    start_clock_s: float | None,
+    title: str,
+    log_scale: bool = False,
+) -> bytes:
+    """Requests per second of every service over time, one line per service.
+
+    When the run is long compared with its peak, a second panel zooms on the 30 minutes
+    around the highest peak, where the midnight ramp of tens of seconds is visible.
+    """
+    names = list(rates)
+    peak_name = max(names, key=lambda n: float(np.max(rates[n])))
+    peak_t = float(times_s[int(np.argmax(rates[peak_name]))])
+    span = float(times_s[-1] - times_s[0])
+    zoom = (max(times_s[0], peak_t - 600.0), min(times_s[-1], peak_t + 1200.0))
+    with_zoom = span > 2 * (zoom[1] - zoom[0])
+    fig, axes = plt.subplots(2 if with_zoom else 1, 1, figsize=(10, 7.6 if with_zoom else 4.2),
+                             squeeze=False)
+    panels = [(axes[0, 0], (float(times_s[0]), float(times_s[-1])), title)]
+    if with_zoom:
+        panels.append((axes[1, 0], zoom, "around the peak"))
+    for ax, window, panel_title in panels:
+        for name, values in rates.items():
+            peak_i = int(np.argmax(values))
+            ax.plot(times_s, values, color=service_colour(name, names), lw=1.6,
+                    label=f"{name} (peak {values[peak_i]:,.0f} rps at "
+                          f"{clock_label(times_s[peak_i], start_clock_s)})")
+        ax.set_ylabel("requests per second")
+        ax.set_title(panel_title, loc="left")
+        if log_scale:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:,.0f}"))
+        ax.grid(True, alpha=0.3)
+        clock_axis(ax, start_clock_s, span_s=window)
+    panels[0][0].legend(loc="upper left", frameon=False)
+    return to_png(fig)
