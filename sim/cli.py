@@ -32,7 +32,10 @@ app = typer.Typer(
 
 
 def _out() -> Console:
-    return Console(highlight=False)
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console.width = 120  # piped output (CI logs): tables need not fold at 80 columns
+    return console
 
 
 def _err() -> Console:
@@ -120,3 +123,125 @@ def curve(
             table.add_row(row.service, f"{row.peak_rps:,.1f}", row.at, f"{row.total:,.0f}")
         _out().print(table)
         _out().print(f"wrote {result.csv_path} and {result.png_path}")
+
+
+@app.command()
+def run(
+    file: ScenarioArg = DEFAULT_SCENARIO,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    out: OutOpt = None,
+    policy: Annotated[
+        str | None, typer.Option(help="Autoscaling variant of the scenario to use.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
+    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any SLO is missed.")] = False,
+) -> None:
+    """Simulate a scenario; write summary.json, timeseries.csv and the report."""
+    with user_errors():
+        from sim.console import progress_bar, service_table, verdict_line
+        from sim.loader import load_scenario
+        from sim.runner import run_scenario
+
+        scenario = load_scenario(file)
+        console = _err() if as_json else _out()
+        with progress_bar(console, f"simulating {scenario.name}", console.is_terminal) as bar:
+            outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar)
+        summary = outcome.summary
+        if as_json:
+            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+        else:
+            console.print(service_table(summary, f"{scenario.name} — policy {summary['policy']}, "
+                                                  f"seed {summary['seed']}"))
+            console.print(verdict_line(summary))
+            console.print(f"simulated {summary['sim_requests']:,} requests in "
+                          f"{summary['wall_s']:.1f} s; report: {outcome.main_file}")
+        if gate and not summary["slo_met"]:
+            raise typer.Exit(1)
+
+
+# --- peaksim report (sim/report*.py) -------------------------------------------------------
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(
+        help="Run directory (summary.json + timeseries.csv) or comparison directory.")],
+    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any SLO is missed.")] = False,
+) -> None:
+    """Rebuild report.html, report.md, junit.xml and the plots from a run's saved files."""
+    from rich.markup import escape
+
+    with user_errors():
+        from sim.report import regenerate
+
+        files = regenerate(run_dir)
+    mark = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[bold]NO SLO[/]"}
+    console = _out()
+    console.print(f"{mark[files.met]} {escape(files.headline)}")
+    for line in files.verdict:
+        if line.ok is False:
+            console.print(f"  - {line.text}", markup=False)
+    table = Table(title=files.table.title, title_justify="left")
+    for column, align in zip(files.table.header, files.table.align, strict=True):
+        table.add_column(column, justify="right" if align == "r" else "left")
+    for row in files.table.rows:
+        table.add_row(*row)
+    console.print(table, markup=False)
+    console.print(f"report: {files.html}", markup=False)
+    if gate and files.met is False:
+        raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------- peaksim shop (reference shop)
+
+
+@app.command()
+def shop(
+    file: ScenarioArg = DEFAULT_SCENARIO,
+    host: Annotated[
+        str, typer.Option(help="Address to listen on; loopback unless you mean to expose it.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free).")] = 8089,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="SQLite file (default: shop.db in a new run directory)."),
+    ] = None,
+    check_db: Annotated[
+        Path | None,
+        typer.Option("--check-db", help="Check a shop database and exit (1 on a violation)."),
+    ] = None,
+) -> None:
+    """Run the reference shop with the scenario's capacity (Ctrl-C/SIGTERM stop it cleanly),
+    or check a shop database's consistency with --check-db."""
+    with user_errors():
+        if check_db is not None:
+            from loadtests.shop import check_db as run_check
+
+            result = run_check(check_db)
+            table = Table(title=f"shop database {check_db}", title_justify="left")
+            table.add_column("rows")
+            table.add_column("real", justify="right")
+            table.add_column("shadow", justify="right")
+            for what in ("orders", "paid_orders", "payments", "charged_cents"):
+                real, shadow = result.counts.get(what), result.counts.get(f"shadow_{what}")
+                table.add_row(what, f"{real:,}" if real is not None else "-",
+                              f"{shadow:,}" if shadow is not None else "-")
+            _out().print(table)
+            for violation in result.violations:
+                _err().print(f"violation: {violation}", markup=False)
+            if not result.ok:
+                raise typer.Exit(1)
+            _out().print("ok: no violations", markup=False)
+            return
+        from loadtests.shop import ShopHandle, default_db_path, run_shop
+        from sim.loader import load_scenario
+
+        scenario = load_scenario(file)
+
+        def ready(handle: ShopHandle) -> None:
+            _out().print(f"peaksim shop: {scenario.name} on {handle.url} (db {handle.db_path})",
+                         markup=False, soft_wrap=True)
+            sys.stdout.flush()
+
+        run_shop(scenario, db or default_db_path(scenario), host, port, ready)
+        _out().print("peaksim shop: stopped", markup=False)

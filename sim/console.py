@@ -1,0 +1,68 @@
+"""Terminal output shared by CLI commands: short verdicts, per-service tables, progress bars."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from sim.engine import ProgressFn
+
+
+def _ms(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.0f}" if value >= 100 else f"{value:.1f}"
+
+
+def slo_cell(slo: dict[str, dict[str, Any]]) -> str:
+    """'met' / 'MISSED p99_ms' for one service's objectives."""
+    missed = [name for name, v in slo.items() if not v["met"]]
+    if not slo:
+        return "no SLO"
+    return "[green]met[/]" if not missed else "[bold red]MISSED[/] " + ", ".join(missed)
+
+
+def service_table(summary: dict[str, Any], title: str) -> Table:
+    """One row per service: traffic, outcomes, latency, instances, cost, SLO."""
+    table = Table(title=title, title_justify="left")
+    for column in ("service", "requests", "peak rps", "errors", "p50/p95/p99 ms", "instances",
+                   "cost", "SLO"):
+        table.add_column(column, justify="left" if column in ("service", "SLO") else "right")
+    for name, s in summary["services"].items():
+        lat = s["latency_ms"]
+        inst = s["instances"]
+        instances = (f"{inst['min']}" if inst["min"] == inst["max"]
+                     else f"{inst['min']}-{inst['max']}")
+        table.add_row(
+            name, f"{s['requests']:,}", f"{s['offered_peak_rps']:,.0f}",
+            f"{100 * s['error_rate']:.3f}%",
+            f"{_ms(lat['p50'])}/{_ms(lat['p95'])}/{_ms(lat['p99'])}", instances,
+            f"${s['cost']:,.2f}", slo_cell(s["slo"]),
+        )
+    return table
+
+
+def verdict_line(summary: dict[str, Any]) -> str:
+    """One sentence: did every service hold its SLO?"""
+    missed = [n for n, s in summary["services"].items() if not s["slo_met"]]
+    if not missed:
+        return "[bold green]PASS[/] every service held its SLO"
+    return f"[bold red]FAIL[/] SLO missed by: {', '.join(missed)}"
+
+
+@contextmanager
+def progress_bar(console: Console, label: str, enabled: bool) -> Iterator[ProgressFn | None]:
+    """A progress bar fed with the simulated fraction (0..1); silent when not ``enabled``."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+        task = bar.add_task(label, total=1.0)
+        yield lambda fraction: bar.update(task, completed=fraction)
