@@ -159,6 +159,41 @@ def run(
             raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    duration_s: Annotated[
+        float, typer.Option("--duration", min=10, help="Simulated seconds of the workload.")
+    ] = 300.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
+    memory: Annotated[bool, typer.Option(help="Also measure peak RSS at 1x and 10x.")] = True,
+) -> None:
+    """Engine speed against the naive per-request SimPy model on the same workload."""
+    with user_errors():
+        from sim.bench import run_bench, to_json
+
+        console = _err() if as_json else _out()
+        with console.status("benchmarking (engine, naive SimPy model, memory at 1x and 10x)"):
+            result = run_bench(duration_s, measure_memory=memory)
+        if as_json:
+            sys.stdout.write(to_json(result) + "\n")
+            return
+        table = Table(title=f"three services, timeouts, fixed instances, "
+                            f"{duration_s:,.0f} simulated s", title_justify="left")
+        for column in ("model", "requests", "wall s", "requests / s"):
+            table.add_column(column, justify="left" if column == "model" else "right")
+        table.add_row("engine (pre-drawn workload)", f"{result.requests:,}",
+                      f"{result.engine_wall_s:.2f}", f"{result.engine_rps:,.0f}")
+        table.add_row("naive SimPy, process per request", f"{result.naive_requests:,}",
+                      f"{result.naive_wall_s:.2f}", f"{result.naive_rps:,.0f}")
+        table.add_row("engine end to end (draws its own arrivals)", "", "",
+                      f"{result.end_to_end_rps:,.0f}")
+        console.print(table)
+        console.print(f"engine / naive: [bold]{result.ratio:.1f}x[/]")
+        if result.rss_1x_mb is not None and result.rss_10x_mb is not None:
+            console.print(f"peak RSS: {result.rss_1x_mb:.0f} MB at 1x duration, "
+                          f"{result.rss_10x_mb:.0f} MB at 10x")
+
+
 # --- peaksim report (sim/report*.py) -------------------------------------------------------
 
 
@@ -178,9 +213,8 @@ def report(
     mark = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[bold]NO SLO[/]"}
     console = _out()
     console.print(f"{mark[files.met]} {escape(files.headline)}")
-    for line in files.verdict:
-        if line.ok is False:
-            console.print(f"  - {line.text}", markup=False)
+    for line in files.terminal_lines:
+        console.print(f"  - {line}", markup=False)
     table = Table(title=files.table.title, title_justify="left")
     for column, align in zip(files.table.header, files.table.align, strict=True):
         table.add_column(column, justify="right" if align == "r" else "left")

@@ -79,7 +79,8 @@ class Simulation:
 
     ``instances`` overrides the initial (and, without an autoscaler, fixed) instance count per
     service; ``controller`` is the autoscaling control loop (``sim.control``), or None for
-    fixed instances.
+    fixed instances; ``workload`` replaces the random arrivals and service times of the named
+    services by pre-drawn ones (sorted arrival times s, service times s).
     """
 
     def __init__(
@@ -87,6 +88,7 @@ class Simulation:
         instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
         time_scale: float = 1.0, progress: ProgressFn | None = None,
         controller: Any | None = None,
+        workload: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
@@ -107,6 +109,8 @@ class Simulation:
             plane = ServicePlane(name, spec, sampler_for(spec.service_time, scenario.base_dir),
                                  self.traffic, config)
             start = (instances or {}).get(name, spec.instances.start)
+            if workload is not None and name in workload:
+                plane.workload = workload[name]
             rt = ServiceRuntime(name, spec, plane, desired=start)
             rt.tick_desired = np.zeros(self.n_ticks)
             rt.tick_booting = np.zeros(self.n_ticks)

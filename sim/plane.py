@@ -73,6 +73,8 @@ class ServicePlane:
         self.fresh_service_s: np.ndarray = np.zeros(0)
         self.pending: deque[Attempt] = deque()  # carried fresh arrivals (general path)
         self.retry_heap: list[tuple[float, int, Attempt]] = []
+        self.workload: tuple[np.ndarray, np.ndarray] | None = None
+        """Pre-drawn (arrivals_s, service_s) replacing the random draws (benchmarks, tests)."""
         self._retry_seq = 0
         self.attempts_total = 0
 
@@ -108,9 +110,14 @@ class ServicePlane:
         """Decide every attempt that arrives before ``t_s`` (or carry it past ``t_s``)."""
         if t_s <= self.generated_to_s:
             return
-        new = self._draw_arrivals(self.generated_to_s, t_s)
+        if self.workload is not None:
+            times, all_service = self.workload
+            lo, hi = np.searchsorted(times, [self.generated_to_s, t_s])
+            new, service = times[lo:hi], all_service[lo:hi]
+        else:
+            new = self._draw_arrivals(self.generated_to_s, t_s)
+            service = self._draw_service_s(new.size)
         self.generated_to_s = t_s
-        service = self._draw_service_s(new.size)
         if self.general:
             self.pending.extend(Attempt(a, s, 0) for a, s in zip(new.tolist(), service.tolist(),
                                                                  strict=True))

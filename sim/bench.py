@@ -1,0 +1,136 @@
+"""``peaksim bench``: the engine's speed against the naive per-request SimPy model.
+
+Both run in this process on the same pre-drawn workload (arrival and service times of a
+three-service scenario with timeouts and fixed instances), so the ratio is measured on this
+machine in this run. Peak memory is measured in fresh child processes for 1x and 10x the
+duration: it should grow with the number of ticks, not of requests.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from sim.engine import Simulation
+from sim.loader import parse_scenario
+from sim.oracle import simulate_oracle
+from sim.scenario import Scenario
+from sim.servicetime import sampler_for
+from sim.traffic import TrafficModel
+
+_BENCH_YAML = """
+name: bench
+seed: 42
+duration_s: {duration_s}
+tick_s: 5
+traffic: {{kind: constant, rps: {{browse: 3000, order: 400, payment: 300}}}}
+services:
+  browse: {{service_time: {{dist: lognormal, mean_ms: 30, p99_ms: 150}}, workers: 16,
+           instances: 8, timeout_ms: 1000}}
+  order: {{service_time: {{dist: lognormal, mean_ms: 60, p99_ms: 300}}, workers: 8,
+          instances: 5, timeout_ms: 2000}}
+  payment: {{service_time: {{dist: lognormal, mean_ms: 80, p99_ms: 400}}, workers: 8,
+            instances: 5, timeout_ms: 3000}}
+"""
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Simulated requests per wall-second of each model and the memory figures."""
+
+    requests: int
+    engine_wall_s: float
+    engine_rps: float
+    naive_requests: int
+    naive_wall_s: float
+    naive_rps: float
+    ratio: float
+    end_to_end_rps: float
+    rss_1x_mb: float | None
+    rss_10x_mb: float | None
+    duration_s: float
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        return asdict(self)
+
+
+def bench_scenario(duration_s: float) -> Scenario:
+    return parse_scenario(_BENCH_YAML.format(duration_s=duration_s), "<bench>")
+
+
+def predraw(scenario: Scenario, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Poisson arrivals and service times (seconds) for every service of ``scenario``."""
+    traffic = TrafficModel(scenario)
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, spec in scenario.services.items():
+        rate = traffic.rate_rps(name, 0.0)
+        n = int(rng.poisson(rate * scenario.duration_s))
+        arrivals = np.sort(rng.uniform(0.0, scenario.duration_s, n))
+        service = sampler_for(spec.service_time).sample_ms(rng, n) / 1000.0
+        out[name] = (arrivals, service)
+    return out
+
+
+def run_bench(duration_s: float = 300.0, naive_share: float = 0.25,
+              measure_memory: bool = True) -> BenchResult:
+    """Engine vs naive model on one pre-drawn workload of ``duration_s``; the naive model
+    gets the first ``naive_share`` of each service's arrivals (it is slow)."""
+    scenario = bench_scenario(duration_s)
+    workload = predraw(scenario, seed=7)
+    requests = sum(a.size for a, _ in workload.values())
+    started = time.perf_counter()
+    Simulation(scenario, workload=workload).run()
+    engine_wall = time.perf_counter() - started
+    naive_requests, started = 0, time.perf_counter()
+    for name, (arrivals, service) in workload.items():
+        spec = scenario.services[name]
+        cut = int(arrivals.size * naive_share)
+        simulate_oracle(arrivals[:cut].tolist(), service[:cut].tolist(),
+                        spec.workers * spec.instances.start, spec.timeout_ms / 1000.0)
+        naive_requests += cut
+    naive_wall = time.perf_counter() - started
+    started = time.perf_counter()
+    full = Simulation(scenario).run()
+    end_to_end_rps = full.sim_requests / (time.perf_counter() - started)
+    rss_1x = _child_rss_mb(duration_s) if measure_memory else None
+    rss_10x = _child_rss_mb(10 * duration_s) if measure_memory else None
+    engine_rps = requests / engine_wall
+    naive_rps = naive_requests / naive_wall
+    return BenchResult(requests, engine_wall, engine_rps, naive_requests, naive_wall,
+                       naive_rps, engine_rps / naive_rps, end_to_end_rps, rss_1x, rss_10x,
+                       duration_s)
+
+
+def _child_rss_mb(duration_s: float) -> float:
+    """Peak RSS (MB) of a fresh process that simulates the bench scenario end to end."""
+    code = ("from sim.bench import bench_scenario, peak_rss_mb; "
+            "from sim.engine import Simulation; "
+            f"Simulation(bench_scenario({duration_s})).run(); "
+            "print(peak_rss_mb())")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return float(done.stdout.strip().splitlines()[-1])
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (MB). VmHWM is reset by exec, unlike ru_maxrss,
+    which a child inherits from the process that forked it."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def to_json(result: BenchResult) -> str:
+    return json.dumps(result.as_dict(), indent=2)
