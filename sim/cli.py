@@ -160,6 +160,41 @@ def run(
 
 
 @app.command()
+def compare(
+    file: ScenarioArg = DEFAULT_SCENARIO,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option("--policy", help="A variant of the scenario or a policy name; repeat. "
+                                      "Default: every variant of the scenario."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    out: OutOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """Run one scenario and seed under several policies; print and write a side-by-side
+    comparison."""
+    with user_errors():
+        from sim.compare import compare_variants, comparison_rows, variant_names
+        from sim.console import comparison_table, progress_tasks
+        from sim.loader import load_scenario
+
+        scenario = load_scenario(file)
+        names = variant_names(scenario, policy or [])
+        console = _err() if as_json else _out()
+        with progress_tasks(console, console.is_terminal) as progress:
+            outcome = compare_variants(scenario, names, seed=seed, out=out, progress=progress)
+        rows = comparison_rows(outcome.names, outcome.summaries)
+        if as_json:
+            sys.stdout.write(json.dumps({"scenario": scenario.name, "rows": rows}, indent=2)
+                             + "\n")
+            return
+        console.print(comparison_table(rows, f"{scenario.name}: {len(names)} policies, "
+                                             f"seed {outcome.summaries[0]['seed']}"))
+        where = outcome.report_html or outcome.out_dir
+        console.print(f"report: {where}")
+
+
+@app.command()
 def bench(
     duration_s: Annotated[
         float, typer.Option("--duration", min=10, help="Simulated seconds of the workload.")

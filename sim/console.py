@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -66,3 +66,43 @@ def progress_bar(console: Console, label: str, enabled: bool) -> Iterator[Progre
     with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task(label, total=1.0)
         yield lambda fraction: bar.update(task, completed=fraction)
+
+
+@contextmanager
+def progress_tasks(
+    console: Console, enabled: bool
+) -> Iterator[Callable[[str], ProgressFn | None] | None]:
+    """One progress bar per named task (e.g. per policy of a comparison)."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description:<24}"), BarColumn(),
+               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
+
+        def factory(name: str) -> ProgressFn:
+            task = bar.add_task(name, total=1.0)
+            return lambda fraction: bar.update(task, completed=fraction)
+
+        yield factory
+
+
+def comparison_table(rows: list[dict[str, Any]], title: str) -> Table:
+    """Policies side by side, one row per policy and service."""
+    table = Table(title=title, title_justify="left")
+    for column in ("policy", "service", "SLO", "p95 ms", "p99 ms", "errors", "timed out",
+                   "shed", "instance-h", "peak inst.", "scale ev.", "cost"):
+        table.add_column(column, justify="left" if column in ("policy", "service", "SLO")
+                         else "right")
+    last = None
+    for row in rows:
+        table.add_row(
+            row["policy"] if row["policy"] != last else "", row["service"],
+            "[green]met[/]" if row["slo_met"] else "[bold red]MISSED[/]",
+            _ms(row["p95_ms"]), _ms(row["p99_ms"]), f"{100 * row['error_rate']:.2f}%",
+            f"{row['timed_out']:,}", f"{row['shed']:,}", f"{row['instance_seconds'] / 3600:,.1f}",
+            str(row["peak_instances"]), str(row["scale_events"]), f"${row['cost']:,.2f}",
+            end_section=False,
+        )
+        last = row["policy"]
+    return table

@@ -1,18 +1,207 @@
-"""The autoscaling control loop that connects a policy to the engine.
+"""The autoscaling control loop: what the autoscaler sees, and acting on what it decides.
 
-Until a policy is configured, runs use fixed instance counts.
+Lag is what breaks reactive scaling, so the view is realistic: every ``scrape_s`` the
+controller samples each service's metrics over the last scrape interval (exactly, from the
+data plane's per-bucket accounts), and the policy sees the average of the samples within the
+last ``window_s``. Every ``interval_s`` the policy gets an ``Observation`` and returns desired
+counts, which the engine clamps to ``[min, max]`` and applies (boot, drain).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import math
+from collections import deque
+from collections.abc import Generator
+from typing import TYPE_CHECKING
 
+import numpy as np
+import simpy
+
+from sim.policies.autoscaling import (
+    AutoscalingPolicy,
+    InstanceView,
+    Observation,
+    PolicyContext,
+    ServiceInfo,
+    ServiceView,
+)
+from sim.policies.config import AutoscalingSection
+from sim.policies.registry import build_policy
+from sim.policies.scheduled import ScheduledParams, StaticParams
 from sim.scenario import Scenario
+
+if TYPE_CHECKING:
+    from sim.engine import ServiceRuntime, Simulation
+
+Sample = dict[str, float | None]
+
+
+class Controller:
+    """Runs ``policy`` against a simulation (see the module docstring)."""
+
+    def __init__(self, policy: AutoscalingPolicy, section: AutoscalingSection) -> None:
+        self.policy = policy
+        self.section = section
+        self.samples: dict[str, deque[tuple[float, Sample]]] = {}
+        self.history: dict[str, list[tuple[float, float]]] = {}
+        self.last_scrape_s: float | None = None
+
+    def initial_counts(self) -> dict[str, int]:
+        """Counts in place at t=0: a static policy's counts, or a schedule's entries due at
+        the start (capacity provisioned before the run, not after the first decision)."""
+        params = self.policy.params
+        if isinstance(params, StaticParams):
+            return dict(params.instances)
+        if isinstance(params, ScheduledParams):
+            due = [entry for entry in params.schedule if entry.at <= 0.0]
+            return dict(due[-1].instances) if due else {}
+        return {}
+
+    def start(self, sim: Simulation) -> None:
+        """Register the scrape and decision processes with the simulation's environment."""
+        scale = sim.traffic.time_scale
+        for name in sim.services:
+            self.samples[name] = deque()
+            self.history[name] = []
+        sim.env.process(self._scraper(sim, self.section.scrape_s / scale))
+        sim.env.process(self._decider(sim, self.section.interval_s / scale))
+
+    # ------------------------------------------------------------------ scraping
+    def _scraper(self, sim: Simulation, every_s: float) -> Generator[simpy.Event, None, None]:
+        while sim.env.now + every_s <= sim.duration_s:
+            yield sim.env.timeout(every_s)
+            now = sim.env.now
+            for name, rt in sim.services.items():
+                sample = scrape(sim, rt, now - every_s, now)
+                self.samples[name].append((now, sample))
+                self.history[name].append((now, sample["arrival_rps"] or 0.0))
+                window = self.section.window_s / sim.traffic.time_scale
+                while self.samples[name] and self.samples[name][0][0] <= now - window:
+                    self.samples[name].popleft()
+            self.last_scrape_s = now
+
+    def window_average(self, service: str) -> Sample:
+        """Per-metric mean of the samples in the window (None where none has a value)."""
+        values: dict[str, list[float]] = {}
+        for _t, sample in self.samples[service]:
+            for key, value in sample.items():
+                if value is not None and not math.isnan(value):
+                    values.setdefault(key, []).append(value)
+        keys = {key for _t, sample in self.samples[service] for key in sample}
+        return {key: (float(np.mean(values[key])) if key in values else None) for key in keys}
+
+    # ------------------------------------------------------------------ deciding
+    def _decider(self, sim: Simulation, every_s: float) -> Generator[simpy.Event, None, None]:
+        while sim.env.now + every_s <= sim.duration_s:
+            yield sim.env.timeout(every_s)
+            obs = self.observe(sim)
+            decision = self.policy.decide(obs)
+            for name, desired in decision.items():
+                if name in sim.services:
+                    reason = self.policy.explain(name) or f"{self.policy.name} decision"
+                    sim.scale_to(sim.services[name], int(desired), reason)
+
+    def observe(self, sim: Simulation) -> Observation:
+        """The observation a policy gets now (only observed, never future, values)."""
+        now = sim.env.now
+        start_clock = sim.scenario.start_clock_s if sim.traffic.time_scale == 1.0 else None
+        views = {}
+        for name, rt in sim.services.items():
+            metrics = self.window_average(name)
+            metric_name = self.policy.instance_metric(name)
+            value = metrics.get(metric_name) if metric_name else None
+            instances = tuple(
+                InstanceView(
+                    ready=inst.ready, age_s=now - inst.started_s,
+                    # a new instance has no scrape yet: its metric is missing
+                    metric=value if inst.ready and self.last_scrape_s is not None
+                    and inst.ready_s <= self.last_scrape_s else None,
+                )
+                for inst in rt.instances
+            )
+            limits = rt.spec.instances
+            views[name] = ServiceView(
+                name=name, current=len(rt.instances), ready=rt.ready_count,
+                booting=rt.booting_count, min=limits.min, max=limits.max,
+                workers=rt.spec.workers, boot_s=rt.spec.boot_s / sim.traffic.time_scale,
+                mean_service_ms=rt.plane.sampler.mean_ms, metrics=metrics, instances=instances,
+            )
+        clock = None if start_clock is None else (start_clock + now) % 86400.0
+        history = {name: tuple(h) for name, h in self.history.items()}
+        return Observation(t_s=now, clock_s=clock, services=views, history=history)
+
+
+def scrape(sim: Simulation, rt: ServiceRuntime, t0_s: float, t1_s: float) -> Sample:
+    """Metrics of one service over ``[t0_s, t1_s)``, exact from the plane's accounts."""
+    rt.plane.advance_to(t1_s)
+    sim._book_capacity(rt)
+    acc = rt.plane.acc
+    lo = max(0, int(round(t0_s / sim.bucket_s)))
+    hi = max(lo + 1, int(round(t1_s / sim.bucket_s)))
+    span_s = (hi - lo) * sim.bucket_s
+    busy = float(acc.busy_ws[lo:hi].sum())
+    capacity = float(acc.capacity_ws[lo:hi].sum())
+    queue = float(acc.queue_ws[lo:hi].sum())
+    attempts = float(acc.arrivals[lo:hi].sum() + acc.retries[lo:hi].sum())
+    ready = rt.ready_count
+    acc.close_ticks(t1_s, sim.tick_s)
+    first_tick = int(t0_s // sim.tick_s)
+    last_tick = max(first_tick + 1, int(t1_s // sim.tick_s))
+    recent = acc.tick_percentiles_ms[first_tick:last_tick]
+    p95 = _nanmax(recent[:, 1]) if recent.size else None
+    p99 = _nanmax(recent[:, 2]) if recent.size else None
+    per_ready = (lambda x: x / ready) if ready else (lambda _x: None)
+    return {
+        "utilization": busy / capacity if capacity > 0 else None,
+        "concurrency": per_ready((busy + queue) / span_s),
+        "queue": per_ready(queue / span_s),
+        "rps": per_ready(attempts / span_s),
+        "arrival_rps": attempts / span_s,
+        "p95_ms": p95,
+        "p99_ms": p99,
+    }
+
+
+def _nanmax(values: np.ndarray) -> float | None:
+    finite = values[~np.isnan(values)]
+    return float(finite.max()) if finite.size else None
 
 
 def build_controller(
     scenario: Scenario, variant: str | None, fixed: bool
-) -> tuple[Any | None, str]:
-    """(controller or None, policy name) for a run of ``scenario`` under ``variant``."""
-    del scenario, variant, fixed
-    return None, "static"
+) -> tuple[Controller | None, str]:
+    """(controller or None, policy label) for a run of ``scenario`` under ``variant``.
+
+    ``variant`` None means the scenario's ``autoscaling.default`` (none: fixed instances);
+    ``fixed`` (instance counts forced by the caller) means no autoscaler.
+    """
+    section = scenario.autoscaling
+    if fixed:
+        return None, "fixed"
+    name = variant if variant is not None else (section.default if section else None)
+    if name is None:
+        return None, "static"
+    services = {
+        n: ServiceInfo(workers=s.workers, min=s.instances.min, max=s.instances.max,
+                       initial=s.instances.start, boot_s=s.boot_s,
+                       mean_service_ms=_mean_ms(scenario, n))
+        for n, s in scenario.services.items()
+    }
+    from sim.traffic import TrafficModel
+
+    traffic = TrafficModel(scenario)
+    context = PolicyContext(
+        services=services,
+        interval_s=section.interval_s if section else 15.0,
+        start_clock_s=scenario.start_clock_s,
+        forecast_rps=traffic.rate_rps,
+        window_s=section.window_s if section else 60.0,
+    )
+    policy = build_policy(name, section, context)
+    return Controller(policy, section or AutoscalingSection()), name
+
+
+def _mean_ms(scenario: Scenario, service: str) -> float:
+    from sim.servicetime import sampler_for
+
+    return sampler_for(scenario.services[service].service_time, scenario.base_dir).mean_ms

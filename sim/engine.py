@@ -281,6 +281,10 @@ class Simulation:
             self.controller.start(self)
         self.env.run(until=self.duration_s)
         for rt in self.services.values():
+            # env.run(until=...) stops before the events due at the very end: sample the
+            # last tick's control state here
+            rt.tick_desired[-1] = rt.desired
+            rt.tick_booting[-1] = rt.booting_count
             self._book_capacity(rt)
             rt.plane.advance_to(self.duration_s)
             rt.plane.drain()
@@ -299,6 +303,8 @@ def simulate(
     from sim.control import build_controller
 
     controller, policy_name = build_controller(scenario, variant, instances is not None)
+    if controller is not None:
+        instances = controller.initial_counts()
     sim = Simulation(scenario, seed=seed, instances=instances, rate_scale=rate_scale,
                      time_scale=time_scale, progress=progress, controller=controller)
     result = sim.run()

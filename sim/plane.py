@@ -12,14 +12,13 @@ from __future__ import annotations
 import heapq
 import math
 import zlib
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 
 from sim.metrics import LatencyHistogram, add_counts, add_overlap
 from sim.plane_state import Accounts, Chooser, InFlight
-from sim.pool import ABANDONED, SHED, Attempt, GeneralBatch, Queue, serve_fast, serve_general
+from sim.pool import ABANDONED, SHED, GeneralBatch, Queue, Retry, serve_fast, serve_general
 from sim.scenario import Service
 from sim.servicetime import Sampler
 from sim.traffic import TrafficModel
@@ -71,8 +70,8 @@ class ServicePlane:
         self.generated_to_s = 0.0
         self.fresh_s: np.ndarray = np.zeros(0)  # carried fresh arrivals (fast path)
         self.fresh_service_s: np.ndarray = np.zeros(0)
-        self.pending: deque[Attempt] = deque()  # carried fresh arrivals (general path)
-        self.retry_heap: list[tuple[float, int, Attempt]] = []
+        self.retry_heap: list[Retry] = []
+        self._retry_service_s: list[float] = []  # buffered draws for retries
         self.workload: tuple[np.ndarray, np.ndarray] | None = None
         """Pre-drawn (arrivals_s, service_s) replacing the random draws (benchmarks, tests)."""
         self._retry_seq = 0
@@ -119,9 +118,7 @@ class ServicePlane:
             service = self._draw_service_s(new.size)
         self.generated_to_s = t_s
         if self.general:
-            self.pending.extend(Attempt(a, s, 0) for a, s in zip(new.tolist(), service.tolist(),
-                                                                 strict=True))
-            self._advance_general(t_s)
+            self._advance_general(t_s, new, service)
         else:
             self._advance_fast(t_s, new, service)
 
@@ -130,7 +127,7 @@ class ServicePlane:
         new arrivals, so that every attempt ends completed, timed out, shed or failed (events
         after the end are booked in the last bucket)."""
         if self.general:
-            self._advance_general(np.inf)
+            self._advance_general(np.inf, np.zeros(0), np.zeros(0))
         else:
             self._advance_fast(np.inf, np.zeros(0), np.zeros(0))
 
@@ -148,12 +145,15 @@ class ServicePlane:
         self._account(t_s, arrivals[:done], service_s[:done], np.zeros(done, dtype=np.int64),
                       np.asarray(starts[:done]), None)
 
-    def _advance_general(self, t_s: float) -> None:
+    def _advance_general(self, t_s: float, new: np.ndarray, service: np.ndarray) -> None:
+        arrivals = np.concatenate([self.fresh_s, new])
+        service_s = np.concatenate([self.fresh_service_s, service])
         out = GeneralBatch()
         ready = ([0] if self.ready_instances > 0 else []) if self.shared else self.ready_queues
-        limit = self._queue_limit()
-        serve_general(self.queues, ready, self.pending, self.retry_heap, t_s, self.timeout_s,
-                      limit, self.chooser, self._on_failure, out)
+        pos = serve_general(self.queues, ready, arrivals.tolist(), service_s.tolist(), 0,
+                            self.retry_heap, t_s, self.timeout_s, self._queue_limit(),
+                            None if self.shared else self.chooser, self._on_failure, out)
+        self.fresh_s, self.fresh_service_s = arrivals[pos:], service_s[pos:]
         self._account(t_s, np.asarray(out.arrivals_s), np.asarray(out.service_s),
                       np.asarray(out.attempts, dtype=np.int64), np.asarray(out.starts),
                       np.asarray(out.queues, dtype=np.int64))
@@ -163,19 +163,24 @@ class ServicePlane:
             return None
         return self.spec.max_queue * (self.ready_instances if self.shared else 1)
 
-    def _on_failure(self, attempt: Attempt, t_fail_s: float) -> None:
+    def _on_failure(self, _arrival_s: float, t_fail_s: float, attempt: int) -> None:
         """A failed attempt comes back after its backoff, or is a final failure."""
         retries = self.spec.retries
-        if retries is None or attempt.attempt >= retries.max:
+        if retries is None or attempt >= retries.max:
             self.acc.final_failures_at.append(t_fail_s)
             return
-        backoff_s = retries.backoff_ms / 1000.0 * retries.multiplier ** attempt.attempt
-        if retries.jitter > 0:
-            backoff_s *= 1.0 + retries.jitter * float(self.rng_retry.uniform(-1.0, 1.0))
-        service_s = float(self._draw_service_s(1)[0])
+        if not self._retry_service_s:
+            # Draw in blocks: retries need their own service times, one numpy call per block.
+            draws = self._draw_service_s(1024).tolist()
+            jitter = self.rng_retry.uniform(-1.0, 1.0, 1024).tolist()
+            self._retry_service_s = [x for pair in zip(draws, jitter, strict=True) for x in pair]
+        jitter_u = self._retry_service_s.pop()
+        service_s = self._retry_service_s.pop()
+        backoff_s = retries.backoff_ms / 1000.0 * retries.multiplier ** attempt
+        backoff_s *= 1.0 + retries.jitter * jitter_u
         self._retry_seq += 1
-        retry = Attempt(t_fail_s + backoff_s, service_s, attempt.attempt + 1)
-        heapq.heappush(self.retry_heap, (retry.arrival_s, self._retry_seq, retry))
+        heapq.heappush(self.retry_heap,
+                       (t_fail_s + backoff_s, self._retry_seq, service_s, attempt + 1))
 
     # ------------------------------------------------------------------ accounting
     def _account(
@@ -289,7 +294,7 @@ class ServicePlane:
         add_counts(acc.completed, np.asarray([finish_s]), cfg.bucket_s, -1.0)
         add_counts(acc.failed, np.asarray([now_s]), cfg.bucket_s)
         if self.general:
-            self._on_failure(Attempt(arrival, service, attempt), now_s)
+            self._on_failure(arrival, now_s, attempt)
         else:
             acc.final_failures_at.append(now_s)
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E402
 
 from sim.units import clock_label  # noqa: E402
 
@@ -65,6 +65,14 @@ def new_figure(rows: int = 1, height_in: float = 3.6) -> tuple[Figure, list[Axes
     """A figure of ``rows`` stacked axes sharing the time axis, sized for a report page."""
     fig, axes = plt.subplots(rows, 1, figsize=(10, height_in * rows), sharex=True, squeeze=False)
     return fig, list(axes[:, 0])
+
+
+def new_grid(rows: int, cols: int, height_in: float = 2.5) -> tuple[Figure, np.ndarray]:
+    """A figure of ``rows x cols`` axes sharing the time axis (``axes[row, col]``), sized for a
+    report page."""
+    fig, axes = plt.subplots(rows, cols, figsize=(10, height_in * rows), sharex=True,
+                             squeeze=False)
+    return fig, axes
 
 
 def to_png(fig: Figure) -> bytes:
@@ -116,3 +124,56 @@ def plot_traffic(
         clock_axis(ax, start_clock_s, span_s=window)
     panels[0][0].legend(loc="upper left", frameon=False)
     return to_png(fig)
+
+
+_VARIANT_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
+_VARIANT_STYLES = ["-", "--", "-.", ":"]
+
+
+def to_png_aligned(fig: Figure, left: float = 0.085, right: float = 0.78) -> bytes:
+    """``to_png`` with the axes at fixed horizontal positions, so that the time axes of the
+    figures of one report line up above each other whatever their labels and legends."""
+    fig.tight_layout()
+    fig.subplots_adjust(left=left, right=right)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def variant_colour(index: int) -> str:
+    """The colour of the ``index``-th policy variant in a comparison (same in every plot)."""
+    return _VARIANT_COLOURS[index % len(_VARIANT_COLOURS)]
+
+
+def variant_style(index: int) -> str:
+    """A line style per variant, so overlaid variants stay apart in grey-scale print too."""
+    return _VARIANT_STYLES[index % len(_VARIANT_STYLES)]
+
+
+def format_ms(value_ms: float) -> str:
+    """Axis label for a latency: ``"250 ms"``, ``"2 s"``."""
+    if value_ms >= 1000:
+        return f"{value_ms / 1000:g} s"
+    return f"{value_ms:g} ms"
+
+
+def latency_axis(ax: Axes) -> None:
+    """A logarithmic latency axis labelled in ms / s (tails span decades at a peak)."""
+    ax.set_yscale("log")
+    # 1-2-5 steps: a single decade still gets three labels.
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: format_ms(y)))
+    ax.yaxis.set_minor_formatter(FuncFormatter(lambda _y, _p: ""))
+    ax.set_ylabel("latency")
+
+
+def legend_outside(ax: Axes) -> None:
+    """A legend to the right of the axes: it never hides a curve, whatever the data."""
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
+
+
+def service_title(ax: Axes, name: str, all_names: Sequence[str], detail: str = "") -> None:
+    """Panel title naming the service in its colour."""
+    ax.set_title(name + (f" — {detail}" if detail else ""), loc="left",
+                 color=service_colour(name, all_names), fontweight="bold")

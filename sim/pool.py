@@ -95,13 +95,8 @@ class QueueChooser(Protocol):
     def commit(self) -> None: ...
 
 
-@dataclass
-class Attempt:
-    """One request attempt waiting to be decided (used on the general path)."""
-
-    arrival_s: float
-    service_s: float
-    attempt: int
+Retry = tuple[float, int, float, int]
+"""A scheduled retry: (arrival_s, sequence number, service_s, attempt number >= 1)."""
 
 
 @dataclass
@@ -118,71 +113,113 @@ class GeneralBatch:
 def serve_general(
     queues: list[Queue],
     ready: list[int],
-    fresh: deque[Attempt],
-    retries: list[tuple[float, int, Attempt]],
+    fresh_s: list[float],
+    fresh_service_s: list[float],
+    pos: int,
+    retries: list[Retry],
     t_end_s: float,
     timeout_s: float,
     queue_limit: int | None,
-    chooser: QueueChooser,
-    on_failure: Callable[[Attempt, float], None],
+    chooser: QueueChooser | None,
+    on_failure: Callable[[float, float, int], None],
     out: GeneralBatch,
-) -> None:
+) -> int:
     """Decide attempts in time order across fresh arrivals and scheduled retries.
 
-    ``queues[k]`` for k in ``ready`` take work; ``chooser.pick(ready)`` picks the queue for an
-    attempt (shared mode: one queue, per-instance mode: round robin or random). A failure
-    (shed, abandoned, timed out in service) calls ``on_failure(attempt, time_s)``, which may
-    push a retry into ``retries`` (a heap of (time, seq, Attempt)); retries due before
-    ``t_end_s`` are served in this batch. Undecided attempts stay at the front of ``fresh``
-    (retries: in ``retries``) for the next batch.
+    Fresh arrivals are ``fresh_s[pos:]`` (sorted) with their service times; retries is a heap
+    of ``Retry``. ``queues[k]`` for k in ``ready`` take work; with ``chooser`` None there is
+    one shared queue (``queues[0]``), otherwise ``chooser.pick(ready)`` picks a per-instance
+    queue. A failure (shed, abandoned, timed out in service) calls
+    ``on_failure(arrival_s, fail_time_s, attempt)``, which may push a retry; retries due before
+    ``t_end_s`` are served in this batch. Returns the new ``pos``: attempts not decided stay
+    (fresh ones from ``pos`` on, retries in the heap) for the next batch.
     """
+    n = len(fresh_s)
+    shared = chooser is None
+    heappop = heapq.heappop
+    replace = heapq.heapreplace
+    limited = queue_limit is not None
+    limit = queue_limit if queue_limit is not None else 0
+    has_timeout = timeout_s > 0
+    o_arr, o_svc, o_att = out.arrivals_s.append, out.service_s.append, out.attempts.append
+    o_start, o_queue = out.starts.append, out.queues.append
     while True:
-        take_retry = bool(retries) and (not fresh or retries[0][0] < fresh[0].arrival_s)
-        if take_retry:
-            if retries[0][0] >= t_end_s:
-                return
-            item = retries[0][2]
-        elif fresh:
-            item = fresh[0]
-            if item.arrival_s >= t_end_s:
-                return
+        if retries and (pos >= n or retries[0][0] < fresh_s[pos]):
+            a, _seq, service, attempt = retries[0]
+            from_retry = True
+        elif pos < n:
+            a, service, attempt = fresh_s[pos], fresh_service_s[pos], 0
+            from_retry = False
         else:
-            return
-        a = item.arrival_s
+            return pos
+        if a >= t_end_s:
+            return pos
+        k = 0
         if not ready:
-            code, k = SHED, -1
+            code = SHED
+        elif shared:
+            queue = queues[0]
+            heap = queue.free_s
+            f = heap[0]
+            if f <= a:
+                replace(heap, a + service)
+                code = a
+            else:
+                code = -3.0  # not decided yet
+                if limited:
+                    waiting = queue.waiting_leave_s
+                    while waiting and waiting[0] <= a:
+                        waiting.popleft()
+                    if len(waiting) >= limit:
+                        code = SHED
+                if code == -3.0 and has_timeout and f >= a + timeout_s:
+                    if a + timeout_s > t_end_s:
+                        return pos
+                    code = ABANDONED
+                    if limited:
+                        queue.waiting_leave_s.append(a + timeout_s)
+                if code == -3.0:
+                    if f > t_end_s:
+                        return pos
+                    replace(heap, f + service)
+                    code = f
+                    if limited:
+                        queue.waiting_leave_s.append(f)
         else:
+            assert chooser is not None
             k = chooser.pick(ready)
-            code = _decide(queues[k], item, t_end_s, timeout_s, queue_limit)
-            if code is None:
-                return  # still waiting at t_end: decide after the control event
+            decided = _decide(queues[k], a, service, t_end_s, timeout_s, queue_limit)
+            if decided is None:
+                return pos  # still waiting at t_end: decide after the control event
+            code = decided
             chooser.commit()
-        if take_retry:
-            heapq.heappop(retries)
+        if from_retry:
+            heappop(retries)
         else:
-            fresh.popleft()
-        out.arrivals_s.append(a)
-        out.service_s.append(item.service_s)
-        out.attempts.append(item.attempt)
-        out.starts.append(code)
-        out.queues.append(k)
+            pos += 1
+        o_arr(a)
+        o_svc(service)
+        o_att(attempt)
+        o_start(code)
+        o_queue(k)
         if code == SHED:
-            on_failure(item, a)
-        elif code == ABANDONED or (timeout_s > 0 and code + item.service_s > a + timeout_s):
-            on_failure(item, a + timeout_s)
+            on_failure(a, a, attempt)
+        elif code == ABANDONED or (has_timeout and code + service > a + timeout_s):
+            on_failure(a, a + timeout_s, attempt)
 
 
 def _decide(
-    queue: Queue, item: Attempt, t_end_s: float, timeout_s: float, queue_limit: int | None
+    queue: Queue, a: float, service_s: float, t_end_s: float, timeout_s: float,
+    queue_limit: int | None,
 ) -> float | None:
-    """Outcome of one attempt on ``queue`` (committing it), or None to carry it."""
-    a = item.arrival_s
+    """Outcome of one attempt arriving at ``a`` on ``queue`` (committing it), or None to
+    carry it."""
     heap = queue.free_s
     if not heap:
         return SHED
     f = heap[0]
     if f <= a:
-        heapq.heapreplace(heap, a + item.service_s)
+        heapq.heapreplace(heap, a + service_s)
         return a
     waiting = queue.waiting_leave_s
     if queue_limit is not None:
@@ -198,7 +235,7 @@ def _decide(
         return ABANDONED
     if f > t_end_s:
         return None
-    heapq.heapreplace(heap, f + item.service_s)
+    heapq.heapreplace(heap, f + service_s)
     if queue_limit is not None:
         waiting.append(f)
     return f

@@ -133,7 +133,8 @@ class RunResult:
             "started_at": self.started_at,
             "wall_s": round(self.wall_s, 3),
             "sim_requests": self.sim_requests,
-            "sim_requests_per_s": round(self.sim_requests / self.wall_s, 1) if self.wall_s else None,
+            "sim_requests_per_s": (round(self.sim_requests / self.wall_s, 1) if self.wall_s
+                                   else None),
             "slo_met": all(v["slo_met"] for v in per_service.values()),
             "cost": {"total": round(sum(v["cost"] for v in per_service.values()), 4),
                      "currency": "USD"},
@@ -185,7 +186,8 @@ def _series(sim: Simulation, rt: ServiceRuntime) -> ServiceSeries:
         utilization = np.where(capacity > 0, busy / capacity, 0.0)
     columns = {
         "arrivals": ticks(acc.arrivals), "retries": ticks(acc.retries),
-        "completed": ticks(acc.completed), "waited": ticks(acc.waited), "timed_out": ticks(acc.timed_out),
+        "completed": ticks(acc.completed), "waited": ticks(acc.waited),
+        "timed_out": ticks(acc.timed_out),
         "shed": ticks(acc.shed), "failed": ticks(acc.failed),
         "in_queue": ticks(acc.queue_ws) / tick_s, "busy_workers": busy / tick_s,
         "instances_desired": rt.tick_desired, "instances_booting": rt.tick_booting,

@@ -37,5 +37,4 @@ def _write_report(run_dir: Path) -> Path:
         from sim.report import write_report
     except ImportError:
         return run_dir / "summary.json"
-    files = write_report(run_dir)
-    return Path(getattr(files, "html", run_dir / "report.html"))
+    return write_report(run_dir).html

@@ -10,12 +10,33 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from sim.schema import Duration, PositiveDuration, Strict, TimeRef
+from sim.schema import (
+    ClockTime,
+    Duration,
+    Loc,
+    PositiveDuration,
+    Strict,
+    TimeRef,
+    field_errors,
+    suggest,
+    with_problems,
+)
+from sim.units import format_duration, parse_clock_s
 
 Z99 = 2.3263478740408408
 """Standard normal 99th percentile, used to turn a lognormal (mean, p99) into (mu, sigma)."""
@@ -43,31 +64,44 @@ class ServiceTime(Strict):
 
     @model_validator(mode="after")
     def _check_parameters(self) -> ServiceTime:
+        problems: list[tuple[Loc, str]] = []
+        takes = _DIST_PARAMETERS[self.dist]
+        for name in sorted(_ALL_PARAMETERS - set(takes)):
+            if getattr(self, name) is not None:
+                problems.append(((name,), f"does not apply to dist {self.dist!r}, which takes "
+                                 f"{' / '.join(takes)}"))
         if self.dist in ("exponential", "constant", "lognormal") and self.mean_ms is None:
-            raise ValueError(f"dist {self.dist!r} needs mean_ms")
+            problems.append((("mean_ms",), f"dist {self.dist!r} needs mean_ms (> 0)"))
         if self.dist == "lognormal":
-            if (self.p99_ms is None) == (self.sigma is None):
-                raise ValueError("dist 'lognormal' needs exactly one of p99_ms or sigma")
-            if self.p99_ms is not None:
-                ratio = self.p99_ms / self.mean_ms
-                if not 1.0 < ratio < math.exp(Z99 * Z99 / 2):
-                    raise ValueError(
-                        f"lognormal p99_ms/mean_ms must be between 1 and "
-                        f"{math.exp(Z99 * Z99 / 2):.1f}, got {ratio:.3g}"
-                    )
+            problems += self._lognormal_problems()
         if self.dist == "uniform":
-            if self.min_ms is None or self.max_ms is None:
-                raise ValueError("dist 'uniform' needs min_ms and max_ms")
-            if self.min_ms >= self.max_ms:
-                raise ValueError(f"min_ms ({self.min_ms}) must be below max_ms ({self.max_ms})")
+            for name in ("min_ms", "max_ms"):
+                if getattr(self, name) is None:
+                    problems.append(((name,), f"dist 'uniform' needs {name}"))
+            if self.min_ms is not None and self.max_ms is not None and self.min_ms >= self.max_ms:
+                problems.append((("min_ms",), f"min_ms ({self.min_ms:g}) must be below max_ms "
+                                 f"({self.max_ms:g})"))
         if self.dist == "empirical":
             if (self.samples_ms is None) == (self.csv is None):
-                raise ValueError("dist 'empirical' needs exactly one of samples_ms or csv")
-            if self.samples_ms is not None and (
-                not self.samples_ms or min(self.samples_ms) < 0
-            ):
-                raise ValueError("samples_ms must be a non-empty list of values >= 0")
+                problems.append(((), "dist 'empirical' needs exactly one of samples_ms or csv"))
+            if self.samples_ms is not None and (not self.samples_ms or min(self.samples_ms) < 0):
+                problems.append((("samples_ms",), "expected a non-empty list of values >= 0"))
+        if problems:
+            raise field_errors(problems)
         return self
+
+    def _lognormal_problems(self) -> list[tuple[Loc, str]]:
+        if self.p99_ms is None and self.sigma is None:
+            return [(("p99_ms",), "dist 'lognormal' needs p99_ms (or sigma)")]
+        if self.p99_ms is not None and self.sigma is not None:
+            return [(("sigma",), "give p99_ms or sigma, not both")]
+        if self.p99_ms is not None and self.mean_ms is not None:
+            ratio = self.p99_ms / self.mean_ms
+            # p99/mean = exp(Z99*sigma - sigma^2/2) peaks at sigma = Z99: higher is impossible.
+            if not 1.0 < ratio < math.exp(Z99 * Z99 / 2):
+                return [(("p99_ms",), f"p99_ms/mean_ms must be between 1 and "
+                         f"{math.exp(Z99 * Z99 / 2):.1f} for a lognormal, got {ratio:.3g}")]
+        return []
 
     def lognormal_params(self) -> tuple[float, float]:
         """(mu, sigma) of the underlying normal, in log-milliseconds."""
@@ -81,12 +115,25 @@ class ServiceTime(Strict):
         return math.log(self.mean_ms) - sigma * sigma / 2.0, sigma
 
 
+_DIST_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "exponential": ("mean_ms",),
+    "constant": ("mean_ms",),
+    "lognormal": ("mean_ms", "p99_ms", "sigma"),
+    "uniform": ("min_ms", "max_ms"),
+    "empirical": ("samples_ms", "csv"),
+}
+_ALL_PARAMETERS = frozenset(p for names in _DIST_PARAMETERS.values() for p in names)
+
+
 def _instances_before(value: Any) -> Any:
-    if isinstance(value, bool):
+    if isinstance(value, dict):
         return value
-    if isinstance(value, int):
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
         return {"min": value, "max": value, "initial": value}
-    return value
+    shown = str(value).lower() if isinstance(value, bool) else repr(value)
+    raise ValueError(
+        f"expected a fixed count (an integer >= 1) or a mapping {{min, max, initial}}, got {shown}"
+    )
 
 
 class Instances(Strict):
@@ -99,9 +146,10 @@ class Instances(Strict):
     @model_validator(mode="after")
     def _check_bounds(self) -> Instances:
         if self.min > self.max:
-            raise ValueError(f"min ({self.min}) must not exceed max ({self.max})")
+            raise field_errors([(("min",), f"min ({self.min}) must not exceed max ({self.max})")])
         if self.initial is not None and not self.min <= self.initial <= self.max:
-            raise ValueError(f"initial ({self.initial}) must lie within [{self.min}, {self.max}]")
+            raise field_errors([(("initial",), f"initial ({self.initial}) must lie within "
+                                 f"min..max ({self.min}..{self.max})")])
         return self
 
     @property
@@ -137,7 +185,9 @@ class Service(Strict):
 
     service_time: ServiceTime
     workers: int = Field(ge=1, le=100_000)
-    instances: Annotated[Instances, BeforeValidator(_instances_before)]
+    instances: Annotated[
+        Instances, BeforeValidator(_instances_before, json_schema_input_type=int | Instances)
+    ]
     timeout_ms: float = Field(default=0.0, ge=0)
     boot_s: Duration = 0.0
     max_queue: int | None = Field(default=None, ge=0)
@@ -184,8 +234,10 @@ class Fault(Strict):
 
     @model_validator(mode="after")
     def _one_amount(self) -> Fault:
-        if (self.kill_fraction is None) == (self.kill is None):
-            raise ValueError("give exactly one of kill_fraction or kill")
+        if self.kill_fraction is not None and self.kill is not None:
+            raise field_errors([(("kill_fraction",), "give kill or kill_fraction, not both")])
+        if self.kill_fraction is None and self.kill is None:
+            raise ValueError("give kill (a number of instances) or kill_fraction (0 < f <= 1)")
         return self
 
     def count(self, current: int) -> int:
@@ -205,7 +257,59 @@ class LoadTest(Strict):
     window_s: float = Field(default=10.0, gt=0, le=60)
 
 
-from sim.traffic_config import TrafficSpec  # noqa: E402  (after the shared field types)
+from sim.policies.config import AutoscalingSection  # noqa: E402  (after shared types)
+from sim.traffic_config import SinglesDayTraffic, TrafficSpec  # noqa: E402  (after shared types)
+
+MAX_DURATION_S = 31 * 86400.0
+"""Longest run a scenario may describe (a month: long enough for a whole shopping festival)."""
+
+
+def start_clock_of(data: Any) -> float | None:
+    """Seconds after midnight of a scenario mapping's ``start_clock``, if it is a valid one."""
+    value = data.get("start_clock") if isinstance(data, dict) else None
+    try:
+        return parse_clock_s(value)
+    except ValueError:
+        return None  # reported by the start_clock field's own validation
+
+
+_TRAFFIC: TypeAdapter[TrafficSpec] = TypeAdapter(TrafficSpec)
+
+
+def _raw_refs(data: dict[str, Any], context: Any) -> list[tuple[Loc, str]]:
+    """Service references of the sections of an invalid scenario that are valid themselves."""
+    refs: list[tuple[Loc, str]] = []
+    try:
+        traffic = _TRAFFIC.validate_python(data.get("traffic"), context=context)
+        refs += [(("traffic", *path), name) for path, name in traffic.service_refs()]
+    except ValidationError:
+        pass  # the traffic section reports its own problems
+    slo, faults = data.get("slo"), data.get("faults")
+    if isinstance(slo, dict):
+        refs += [(("slo", name), name) for name in slo if isinstance(name, str)]
+    if isinstance(faults, list):
+        for i, fault in enumerate(faults):
+            if isinstance(fault, dict) and isinstance(fault.get("service"), str):
+                refs.append((("faults", i, "service"), fault["service"]))
+    return refs
+
+
+def _unknown_services(refs: list[tuple[Loc, str]], services: list[str]) -> list[tuple[Loc, str]]:
+    """One problem per reference (path, name) to a service that ``services`` lacks."""
+    known = ", ".join(services)
+    return [
+        (path, f"names service '{name}'{suggest(name, services)}, which is not under "
+               f"'services' ({known})")
+        for path, name in refs if name not in services
+    ]
+
+
+def _document_duration_spelling(schema: dict[str, Any]) -> None:
+    """JSON Schema: ``duration`` ("2h") is the other spelling of ``duration_s``; give one."""
+    properties = schema["properties"]
+    properties["duration"] = {**properties["duration_s"], "title": "Duration"}
+    schema["required"] = [k for k in schema.get("required", []) if k != "duration_s"]
+    schema["oneOf"] = [{"required": ["duration_s"]}, {"required": ["duration"]}]
 
 
 class Scenario(Strict):
@@ -216,16 +320,17 @@ class Scenario(Strict):
     seed: int = Field(ge=0)
     duration_s: PositiveDuration
     tick_s: PositiveDuration = 1.0
-    start_clock: str | None = None
+    start_clock: ClockTime | None = None
     traffic: TrafficSpec
     services: dict[str, Service] = Field(min_length=1)
     slo: dict[str, Objectives] = Field(default_factory=dict)
-    autoscaling: dict[str, Any] | None = None
+    autoscaling: AutoscalingSection | None = None
     cluster: dict[str, Any] | None = None
     faults: tuple[Fault, ...] = ()
     loadtest: LoadTest = LoadTest()
 
     extra_keys: ClassVar[frozenset[str]] = frozenset({"duration"})
+    model_config = ConfigDict(json_schema_extra=_document_duration_spelling)
 
     _base_dir: str = PrivateAttr(default=".")
     _source: str = PrivateAttr(default="<memory>")
@@ -235,7 +340,7 @@ class Scenario(Strict):
     def _duration_spelling(cls, data: Any) -> Any:
         if isinstance(data, dict) and "duration" in data:
             if "duration_s" in data:
-                raise ValueError("give either duration or duration_s, not both")
+                raise field_errors([(("duration",), "give duration or duration_s, not both")])
             data = {("duration_s" if k == "duration" else k): v for k, v in data.items()}
         return data
 
@@ -249,27 +354,76 @@ class Scenario(Strict):
     @field_validator("services")
     @classmethod
     def _check_service_names(cls, value: dict[str, Service]) -> dict[str, Service]:
-        for name in value:
-            if not _NAME.match(name):
-                raise ValueError(f"service name {name!r}: expected letters, digits, '.', '_', '-'")
+        bad = [name for name in value if not _NAME.match(name)]
+        if bad:
+            raise field_errors([((name,), f"service name {name!r}: expected letters, digits, "
+                                 "'.', '_' or '-' (it names columns and files)") for name in bad])
         return value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _references_despite_errors(
+        cls, data: Any, handler: Callable[[Any], Scenario], info: ValidationInfo
+    ) -> Scenario:
+        # Pydantic skips after-validators once a field fails; names of unknown services are
+        # still worth reporting in the same pass, from the sections that do validate.
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            if not isinstance(data, dict) or not isinstance(data.get("services"), dict):
+                raise
+            refs = _raw_refs(data, info.context)
+            problems = _unknown_services(refs, [str(k) for k in data["services"]])
+            raise with_problems(exc, problems) from None
 
     @model_validator(mode="after")
     def _check_references(self) -> Scenario:
+        problems: list[tuple[Loc, str]] = []
+        if self.duration_s > MAX_DURATION_S:
+            problems.append((("duration_s",), f"expected at most {format_duration(MAX_DURATION_S)}"
+                             f" (31 days), got {self.duration_s:g} s"))
         if self.tick_s > self.duration_s:
-            raise ValueError(f"tick_s ({self.tick_s}) must not exceed duration ({self.duration_s})")
-        known = set(self.services)
+            problems.append((("tick_s",), f"tick_s ({self.tick_s:g} s) must not exceed the "
+                             f"duration ({format_duration(self.duration_s)})"))
         refs = [(("traffic", *path), name) for path, name in self.traffic.service_refs()]
         refs += [(("slo", name), name) for name in self.slo]
         refs += [(("faults", i, "service"), f.service) for i, f in enumerate(self.faults)]
-        for path, name in refs:
-            if name not in known:
-                raise PydanticCustomError(
-                    "unknown_service",
-                    "names service '{name}', which is not under 'services' ({known})",
-                    {"name": name, "known": ", ".join(sorted(known)), "path": path},
-                )
+        problems += _unknown_services(refs, list(self.services))
+        problems += self._time_problems()
+        if problems:
+            raise field_errors(problems)
         return self
+
+    def _time_problems(self) -> list[tuple[Loc, str]]:
+        """Events placed after the end of the run never happen: most likely a clock time that
+        wrapped to the next day (``"22:59"`` with ``start_clock: "23:00"``)."""
+        problems: list[tuple[Loc, str]] = []
+        events: list[tuple[Loc, float]] = [
+            (("traffic", "flash_sales", i, "at"), sale.at)
+            for i, sale in enumerate(self.traffic.flash_sales)
+        ]
+        events += [(("faults", i, "at"), fault.at) for i, fault in enumerate(self.faults)]
+        for path, at_s in events:
+            if at_s >= self.duration_s:
+                problems.append((path, f"happens {format_duration(at_s)} after the start, at or "
+                                 f"after the end of the run ({format_duration(self.duration_s)})"))
+        traffic = self.traffic
+        if (
+            isinstance(traffic, SinglesDayTraffic)
+            and traffic.midnight is None
+            and self.start_clock is None
+        ):
+            problems.append((("traffic", "midnight"), "singles_day needs 'midnight' (a time "
+                                 "from the start) or a top-level 'start_clock'"))
+        return problems
+
+    @classmethod
+    def model_validate(cls, obj: Any, *, context: Any | None = None, **kwargs: Any) -> Self:
+        """Validate a scenario mapping; clock times resolve against its own ``start_clock``
+        unless ``context`` says otherwise."""
+        if context is None:
+            context = {"start_clock_s": start_clock_of(obj)}
+        return super().model_validate(obj, context=context, **kwargs)
 
     @property
     def base_dir(self) -> str:
@@ -284,6 +438,4 @@ class Scenario(Strict):
     @property
     def start_clock_s(self) -> float | None:
         """Seconds after midnight at t=0, or None when the scenario has no clock."""
-        from sim.units import parse_clock_s
-
         return parse_clock_s(self.start_clock) if self.start_clock else None

@@ -23,10 +23,7 @@ def evaluate_slo(
         return {}
     out: dict[str, dict[str, Any]] = {}
     for name, target in objectives.items():
-        if name == "error_rate":
-            value = error_rate
-        else:
-            value = latency_ms.get(_LATENCY_KEYS[name])
+        value = error_rate if name == "error_rate" else latency_ms.get(_LATENCY_KEYS[name])
         met = value is not None and value <= target
         out[name] = {"target": target, "value": value, "met": bool(met)}
     return out

@@ -234,13 +234,24 @@ def _read_trace(path: Path, services: tuple[str, ...]) -> tuple[np.ndarray, dict
                             f"for a service of the scenario ({', '.join(services)})")
     if problems:
         raise ScenarioError([Problem("<scenario>", where, p) for p in problems])
-    try:
-        table = np.array([[float(cell) for cell in row] for row in rows[1:]], dtype=float)
-    except ValueError as exc:
-        raise ScenarioError([Problem("<scenario>", where,
-                                     f"trace {path.name}: expected numbers ({exc})")]) from None
-    if table.shape[1] != len(header):
-        raise ScenarioError([Problem("<scenario>", where, f"trace {path.name}: ragged rows")])
+    values: list[list[float]] = []
+    for number, row in enumerate(rows[1:], start=2):
+        if len(row) != len(header):
+            raise ScenarioError([Problem("<scenario>", where,
+                                         f"trace {path.name}: row {number} has {len(row)} "
+                                         f"cells, expected {len(header)} like the header")])
+        try:
+            numbers = [float(cell) for cell in row]
+        except ValueError:
+            raise ScenarioError([Problem("<scenario>", where,
+                                         f"trace {path.name}: row {number}: expected numbers, "
+                                         f"got {row}")]) from None
+        if not all(np.isfinite(numbers)):
+            raise ScenarioError([Problem("<scenario>", where,
+                                         f"trace {path.name}: row {number}: expected finite "
+                                         f"numbers, got {row}")])
+        values.append(numbers)
+    table = np.array(values, dtype=float)
     times = table[:, header.index("t_s")]
     if np.any(np.diff(times) <= 0):
         raise ScenarioError([Problem("<scenario>", where,

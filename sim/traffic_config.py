@@ -8,11 +8,11 @@ themselves live in ``sim.traffic``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from sim.schema import Duration, PositiveDuration, Strict, TimeRef
+from sim.schema import Duration, Loc, PositiveDuration, Strict, TimeRef, field_errors
 
 PositiveRates = dict[str, Annotated[float, Field(gt=0)]]
 NonNegativeRates = dict[str, Annotated[float, Field(ge=0)]]
@@ -36,6 +36,14 @@ class Noise(Strict):
     sigma: float = Field(gt=0, le=1)
     interval_s: PositiveDuration = 60.0
     seed: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _check_interval(self) -> Noise:
+        # Knots are drawn for the whole run, one per interval and service: keep them few.
+        if self.interval_s < 1.0:
+            got = f"got {self.interval_s:g} s"
+            raise field_errors([(("interval_s",), f"expected at least 1 s, {got}")])
+        return self
 
 
 class _TrafficBase(Strict):
@@ -86,11 +94,17 @@ class KeyframesTraffic(_TrafficBase):
 
     @model_validator(mode="after")
     def _check_order(self) -> KeyframesTraffic:
-        times = [k.at for k in self.keyframes]
-        if any(b <= a for a, b in zip(times, times[1:], strict=False)):
-            raise ValueError("keyframes must be in strictly increasing order of 'at'")
+        problems: list[tuple[Loc, str]] = []
+        for i in range(1, len(self.keyframes)):
+            before, at = self.keyframes[i - 1].at, self.keyframes[i].at
+            if at <= before:
+                problems.append((("keyframes", i, "at"), f"keyframes must be in increasing time "
+                                 f"order: {at:g} s is not after the previous keyframe "
+                                 f"({before:g} s)"))
         if not any(v > 0 for k in self.keyframes for v in k.rps.values()):
-            raise ValueError("at least one keyframe rate must be > 0")
+            problems.append((("keyframes",), "at least one keyframe rate must be > 0"))
+        if problems:
+            raise field_errors(problems)
         return self
 
     def service_refs(self) -> list[tuple[tuple[str | int, ...], str]]:
@@ -142,6 +156,12 @@ class TraceTraffic(_TrafficBase):
         # The CSV's columns are checked against the services when the trace is loaded.
         return self.base_refs()
 
+
+TRAFFIC_KINDS: tuple[str, ...] = tuple(
+    get_args(cls.model_fields["kind"].annotation)[0]
+    for cls in (ConstantTraffic, KeyframesTraffic, SinglesDayTraffic, TraceTraffic)
+)
+"""The values ``traffic.kind`` accepts."""
 
 TrafficSpec = Annotated[
     ConstantTraffic | KeyframesTraffic | SinglesDayTraffic | TraceTraffic,

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections import deque
-
 import numpy as np
 import pytest
 
 from sim.oracle import simulate_oracle
 from sim.plane_state import Chooser
-from sim.pool import Attempt, GeneralBatch, Queue, serve_fast, serve_general
+from sim.pool import GeneralBatch, Queue, serve_fast, serve_general
 
 
 def workload(seed: int, n: int, rate_rps: float, mean_service_s: float):
@@ -38,18 +36,18 @@ def fast_in_batches(arrivals, service, workers, timeout_s, max_queue, boundaries
     return starts_all
 
 
-def general_in_batches(arrivals, service, workers, timeout_s, max_queue, boundaries):
+def general_in_batches(arrivals, service, workers, timeout_s, max_queue, boundaries,
+                       per_instance=False):
+    """The general kernel (retries, per-instance queues), fed batch by batch. With
+    ``per_instance`` the pool is one queue per worker chosen by a single-queue chooser, which
+    must give the same result as the shared path when only one queue exists."""
     queue = Queue(free_s=[0.0] * workers)
-    fresh: deque[Attempt] = deque()
     out = GeneralBatch()
-    chooser = Chooser("least_outstanding", np.random.default_rng(0))
-    i = 0
+    chooser = Chooser("round_robin", np.random.default_rng(0)) if per_instance else None
+    pos = 0
     for t_end in [*boundaries, np.inf]:
-        while i < len(arrivals) and arrivals[i] < t_end:
-            fresh.append(Attempt(arrivals[i], service[i], 0))
-            i += 1
-        serve_general([queue], [0], fresh, [], t_end, timeout_s, max_queue, chooser,
-                      lambda attempt, t: None, out)
+        pos = serve_general([queue], [0], arrivals, service, pos, [], t_end, timeout_s,
+                            max_queue, chooser, lambda a, t, k: None, out)
     return out.starts
 
 
@@ -84,6 +82,8 @@ def test_general_kernel_equals_oracle(workers, rate, mean_s, timeout_s, max_queu
     boundaries = list(np.arange(0.5, arrivals[-1], 1.3))
     assert general_in_batches(arrivals, service, workers, timeout_s, max_queue,
                               boundaries) == expected
+    assert general_in_batches(arrivals, service, workers, timeout_s, max_queue,
+                              boundaries, per_instance=True) == expected
 
 
 def test_batch_boundaries_do_not_change_results() -> None:

@@ -1,0 +1,87 @@
+"""``peaksim compare``: one scenario and seed under several autoscaling (or colocation)
+variants, side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.engine import simulate
+from sim.errors import PeaksimError
+from sim.runio import new_run_dir
+from sim.scenario import Scenario
+
+ProgressFactory = Callable[[str], Callable[[float], None] | None]
+
+
+@dataclass(frozen=True)
+class CompareOutcome:
+    """The comparison directory, each variant's run directory and summary."""
+
+    out_dir: Path
+    names: list[str]
+    run_dirs: list[Path]
+    summaries: list[dict[str, Any]]
+    report_html: Path | None
+
+
+def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
+    """The variants to compare: those asked for, else every variant of the scenario."""
+    if asked:
+        if len(set(asked)) != len(asked):
+            raise PeaksimError(f"each --policy may be given once, got {', '.join(asked)}")
+        return list(asked)
+    section = scenario.autoscaling
+    names = list(section.variants) if section is not None else []
+    if not names:
+        raise PeaksimError(f"{scenario.source}: the scenario defines no autoscaling variants; "
+                           "name policies with --policy (e.g. --policy static "
+                           "--policy target_tracking)")
+    return names
+
+
+def compare_variants(
+    scenario: Scenario, names: Sequence[str], *, seed: int | None = None,
+    out: Path | None = None, progress: ProgressFactory | None = None,
+) -> CompareOutcome:
+    """Run ``scenario`` under every variant in ``names`` with the same seed; write one run
+    directory per variant under the comparison directory, and the comparison report."""
+    out_dir = new_run_dir(scenario.name, out, kind="compare")
+    run_dirs, summaries = [], []
+    for name in names:
+        bar = progress(name) if progress is not None else None
+        result = simulate(scenario, variant=name, seed=seed, progress=bar)
+        run_dir = out_dir / name
+        run_dir.mkdir(parents=True, exist_ok=True)
+        result.write(run_dir)
+        run_dirs.append(run_dir)
+        summaries.append(result.summary())
+    report_html = _write_reports(out_dir, run_dirs, list(names))
+    return CompareOutcome(out_dir, list(names), run_dirs, summaries, report_html)
+
+
+def _write_reports(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path | None:
+    try:
+        from sim.report import write_comparison_report, write_report
+    except ImportError:
+        return None
+    for run_dir in run_dirs:
+        write_report(run_dir)
+    return write_comparison_report(out_dir, run_dirs, names).html
+
+
+def comparison_rows(names: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[dict]:
+    """One row per variant and service with the figures the comparison table shows."""
+    rows = []
+    for name, summary in zip(names, summaries, strict=True):
+        for service, s in summary["services"].items():
+            rows.append({
+                "policy": name, "service": service, "slo_met": s["slo_met"],
+                "p95_ms": s["latency_ms"]["p95"], "p99_ms": s["latency_ms"]["p99"],
+                "error_rate": s["error_rate"], "timed_out": s["timed_out"], "shed": s["shed"],
+                "instance_seconds": s["instance_seconds"], "peak_instances": s["instances"]["max"],
+                "scale_events": s["scale_events"], "cost": s["cost"],
+            })
+    return rows

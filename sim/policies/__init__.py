@@ -1,0 +1,1 @@
+"""Autoscaling policies: pure decisions the engine asks for (see autoscaling.py)."""
