@@ -102,7 +102,12 @@ class Controller:
                     sim.scale_to(sim.services[name], int(desired), reason)
 
     def observe(self, sim: Simulation) -> Observation:
-        """The observation a policy gets now (only observed, never future, values)."""
+        """The observation a policy gets now (only observed, never future, values).
+
+        Policies reason in scenario time: with a compressed run (``time_scale`` > 1) the run
+        time, ages and history times are multiplied back, and boot times are the scenario's.
+        """
+        scale = sim.traffic.time_scale
         now = sim.env.now
         start_clock = sim.scenario.start_clock_s if sim.traffic.time_scale == 1.0 else None
         views = {}
@@ -112,7 +117,7 @@ class Controller:
             value = metrics.get(metric_name) if metric_name else None
             instances = tuple(
                 InstanceView(
-                    ready=inst.ready, age_s=now - inst.started_s,
+                    ready=inst.ready, age_s=(now - inst.started_s) * scale,
                     # a new instance has no scrape yet: its metric is missing
                     metric=value if inst.ready and self.last_scrape_s is not None
                     and inst.ready_s <= self.last_scrape_s else None,
@@ -123,12 +128,13 @@ class Controller:
             views[name] = ServiceView(
                 name=name, current=len(rt.instances), ready=rt.ready_count,
                 booting=rt.booting_count, min=limits.min, max=limits.max,
-                workers=rt.spec.workers, boot_s=rt.spec.boot_s / sim.traffic.time_scale,
+                workers=rt.spec.workers, boot_s=rt.spec.boot_s,
                 mean_service_ms=rt.plane.sampler.mean_ms, metrics=metrics, instances=instances,
             )
         clock = None if start_clock is None else (start_clock + now) % 86400.0
-        history = {name: tuple(h) for name, h in self.history.items()}
-        return Observation(t_s=now, clock_s=clock, services=views, history=history)
+        history = {name: tuple((t * scale, rps) for t, rps in h)
+                   for name, h in self.history.items()}
+        return Observation(t_s=now * scale, clock_s=clock, services=views, history=history)
 
 
 def scrape(sim: Simulation, rt: ServiceRuntime, t0_s: float, t1_s: float) -> Sample:
@@ -168,12 +174,14 @@ def _nanmax(values: np.ndarray) -> float | None:
 
 
 def build_controller(
-    scenario: Scenario, variant: str | None, fixed: bool
+    scenario: Scenario, variant: str | None, fixed: bool, rate_scale: float = 1.0,
+    time_scale: float = 1.0,
 ) -> tuple[Controller | None, str]:
     """(controller or None, policy label) for a run of ``scenario`` under ``variant``.
 
     ``variant`` None means the scenario's ``autoscaling.default`` (none: fixed instances);
-    ``fixed`` (instance counts forced by the caller) means no autoscaler.
+    ``fixed`` (instance counts forced by the caller) means no autoscaler. The policy's plan
+    forecast is the run's own (scaled) rate, indexed by scenario time.
     """
     section = scenario.autoscaling
     if fixed:
@@ -189,12 +197,16 @@ def build_controller(
     }
     from sim.traffic import TrafficModel
 
-    traffic = TrafficModel(scenario)
+    traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
+
+    def forecast_rps(service: str, scenario_t_s: float) -> float:
+        return traffic.rate_rps(service, scenario_t_s / traffic.time_scale)
+
     context = PolicyContext(
         services=services,
         interval_s=section.interval_s if section else 15.0,
         start_clock_s=scenario.start_clock_s,
-        forecast_rps=traffic.rate_rps,
+        forecast_rps=forecast_rps,
         window_s=section.window_s if section else 60.0,
     )
     policy = build_policy(name, section, context)

@@ -302,7 +302,8 @@ def simulate(
     the scenario's default, if any); ``instances`` fixes instance counts (no autoscaler)."""
     from sim.control import build_controller
 
-    controller, policy_name = build_controller(scenario, variant, instances is not None)
+    controller, policy_name = build_controller(scenario, variant, instances is not None,
+                                               rate_scale, time_scale)
     if controller is not None:
         instances = controller.initial_counts()
     sim = Simulation(scenario, seed=seed, instances=instances, rate_scale=rate_scale,

@@ -208,6 +208,31 @@ def test_step_scale_in_waits_for_cooldown_and_warmup() -> None:
     assert want(policy, observe(615, service([0.1] * 11))) == 9
 
 
+def test_step_no_scale_in_while_an_instance_warms_up() -> None:
+    policy = make({**STEP, "cooldown_s": 0})
+    # One instance is 60 s old (< warm-up 120 s): the scale-in alarm fires (0.1 <= 0.3) but
+    # AWS holds scale-in until the warm-up is over.
+    ages = [10_000.0] * 9 + [60.0]
+    assert want(policy, observe(0, service([0.1] * 10, ages=ages))) == 10
+    # All warmed up: 10 - 2 = 8.
+    assert want(policy, observe(15, service([0.1] * 10))) == 8
+
+
+def test_step_bounds_inclusive_like_aws() -> None:
+    # Threshold 0.5 (exact binary fractions, so breaches are exact). Above the threshold a
+    # step's lower bound is inclusive: metric 0.75 -> breach 0.25 -> the [0.25, inf) step
+    # (+3); metric 0.5 -> breach 0 -> the [0, 0.25) step (+1). Below it the upper bound is
+    # inclusive: with threshold 0.375, metric 0.25 -> breach -0.125 -> (-inf, -0.125] (-3).
+    out = {"threshold": 0.5, "steps": [{"lower": 0, "upper": 0.25, "change": 1},
+                                       {"lower": 0.25, "change": 3}]}
+    in_ = {"threshold": 0.375, "steps": [{"upper": -0.125, "change": -3},
+                                         {"lower": -0.125, "upper": 0, "change": -1}]}
+    base = {"policy": "step", "warmup_s": 0, "cooldown_s": 0}
+    assert want(make({**base, "scale_out": out}), observe(0, service([0.75] * 10))) == 13
+    assert want(make({**base, "scale_out": out}), observe(0, service([0.5] * 10))) == 11
+    assert want(make({**base, "scale_in": in_}), observe(0, service([0.25] * 10))) == 7
+
+
 def test_step_percent_adjustments_round_like_aws() -> None:
     base = {"policy": "step", "warmup_s": 0, "cooldown_s": 0}
     # +30% of 10 = 3 -> 13.
