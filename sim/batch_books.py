@@ -116,7 +116,7 @@ class BatchBooks:
             return None
         task.run_s = task.work_s - task.kept_s
         self.done_core_s += task.run_s * task.cores
-        self.cluster.finish_batch(task.container, t_s)
+        self.cluster.remove(task.container, t_s)
         del self.tasks[cid]
         task.job.left -= 1
         return task.job if task.job.left == 0 else None

@@ -81,7 +81,9 @@ class Dist(Strict):
         return self.max
 
 
-PositiveDist = Annotated[Dist, BeforeValidator(_number_is_constant)]
+PositiveDist = Annotated[
+    Dist, BeforeValidator(_number_is_constant, json_schema_input_type=float | Dist)
+]
 
 
 class RatePoint(Strict):
@@ -108,7 +110,10 @@ class BatchGenerator(Strict):
     cluster from the start, as it does in a colocated fleet.
     """
 
-    rate_per_min: Annotated[tuple[RatePoint, ...], BeforeValidator(_rate_before)]
+    rate_per_min: Annotated[
+        tuple[RatePoint, ...],
+        BeforeValidator(_rate_before, json_schema_input_type=float | list[RatePoint]),
+    ]
     instances: PositiveDist = Dist(dist="constant", value=1)
     cores: PositiveDist = Dist(dist="constant", value=1)
     memory_gb_per_core: float = Field(default=4.0, gt=0)

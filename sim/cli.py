@@ -175,7 +175,7 @@ def compare(
     comparison."""
     with user_errors():
         from sim.compare import compare_variants, comparison_rows, variant_names
-        from sim.console import comparison_table, progress_tasks
+        from sim.console import cluster_table, comparison_table, progress_tasks
         from sim.loader import load_scenario
 
         scenario = load_scenario(file)
@@ -190,6 +190,9 @@ def compare(
             return
         console.print(comparison_table(rows, f"{scenario.name}: {len(names)} policies, "
                                              f"seed {outcome.summaries[0]['seed']}"))
+        machines = cluster_table(rows, "cluster: machines, utilization and batch work")
+        if machines is not None:
+            console.print(machines)
         where = outcome.report_html or outcome.out_dir
         console.print(f"report: {where}")
 

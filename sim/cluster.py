@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from sim.cluster_config import ClusterSection, ColocatedPolicy, NodeType
 from sim.cluster_state import (
     Container,
+    Kind,
     Node,
     NodeSet,
     Pool,
@@ -102,11 +103,11 @@ class Cluster:
 
     # ------------------------------------------------------------------ online
     def new_container(
-        self, kind: str, owner: str, cores: float, memory_gb: float, priority: int = 0
+        self, kind: Kind, owner: str, cores: float, memory_gb: float, priority: int = 0
     ) -> Container:
         """A container with a fresh id, not yet placed or queued."""
-        container = Container(self._next_cid, "online" if kind == "online" else "batch", owner,
-                              to_mcpu(cores), to_mem_mb(memory_gb), priority)
+        container = Container(self._next_cid, kind, owner, to_mcpu(cores), to_mem_mb(memory_gb),
+                              priority)
         self._next_cid += 1
         return container
 
@@ -125,8 +126,8 @@ class Cluster:
         )
 
     def remove(self, container: Container, t_s: float) -> None:
-        """Stop an online instance (placed or pending) or a batch container (running or queued).
-        A batch container stopped this way is simply dropped (the caller accounts for it)."""
+        """Stop an online instance (placed or pending) or a batch container (running: it
+        completed, or queued); the caller accounts for the batch work."""
         if container.kind == "online" and container.node_id is None:
             self.pending.remove(container)
             return
@@ -136,6 +137,8 @@ class Cluster:
         node = self.nodes.unbind(container, t_s)
         if container.kind == "online":
             self._hold_batch(node, t_s)
+        else:
+            del self._queue_key[container.cid]
         if node.empty:
             self.changes.emptied.append(node)
 
@@ -178,10 +181,14 @@ class Cluster:
         self._enqueue(container)
         return True
 
-    def finish_batch(self, container: Container, t_s: float) -> None:
-        """A running batch container completed: free its room."""
-        self.remove(container, t_s)
-        del self._queue_key[container.cid]
+    @property
+    def batch_ids(self) -> set[int]:
+        """Ids of the batch containers the cluster knows (running or queued)."""
+        return set(self._queue_key)
+
+    @property
+    def queued_count(self) -> int:
+        return len(self._queue)
 
     @property
     def queued(self) -> list[Container]:
@@ -283,6 +290,8 @@ class Cluster:
         assert all(c.node_id is None for c in self._queued.values()), "a queued one has a node"
         assert len(self._queue) == len(self._queued), "batch queue and index disagree"
         assert self._queue == sorted(self._queue), "batch queue out of order"
+        bound = {cid for n in self.nodes.nodes.values() for cid in n.batch}
+        assert set(self._queue_key) == bound | set(self._queued), "batch containers went astray"
 
 
 def _largest(rooms: Iterable[Room]) -> tuple[int, int]:

@@ -158,7 +158,7 @@ def _policy_before(value: Any) -> Any:
 PolicySpec = Annotated[
     DedicatedPolicy | ColocatedPolicy,
     Field(discriminator="name"),
-    BeforeValidator(_policy_before),
+    BeforeValidator(_policy_before, json_schema_input_type=str | DedicatedPolicy | ColocatedPolicy),
 ]
 
 
@@ -208,8 +208,11 @@ def _check_node_types(value: tuple[NodeType, ...]) -> tuple[NodeType, ...]:
 
 
 NodeTypes = Annotated[tuple[NodeType, ...], AfterValidator(_check_node_types)]
-PlacementSpec = Annotated[Placement, BeforeValidator(_both)]
-AutoscalingSpec = Annotated[ClusterAutoscaling, BeforeValidator(_autoscaling_before)]
+PlacementSpec = Annotated[Placement, BeforeValidator(_both, json_schema_input_type=str | Placement)]
+AutoscalingSpec = Annotated[
+    ClusterAutoscaling,
+    BeforeValidator(_autoscaling_before, json_schema_input_type=bool | ClusterAutoscaling),
+]
 
 
 class ClusterVariant(Strict):

@@ -40,6 +40,7 @@ from sim.cluster import Cluster
 from sim.cluster_config import ClusterSection, HasResources
 from sim.cluster_metrics import BatchAccounting, ClusterSummary, ClusterTick, Meter, Rates
 from sim.cluster_state import MCPU_PER_CORE, Container, Node
+from sim.interference import node_cpu_utilization
 
 if TYPE_CHECKING:
     from sim.scenario import Scenario
@@ -154,8 +155,8 @@ class ClusterSim:
         if node_id is None:
             return 0.0
         node = self.cluster.nodes.nodes[node_id]
-        busy = sum(c.mcpu * self._busy.get(c.cid, 0.0) for c in node.online.values())
-        return min(1.0, (busy + node.batch_mcpu) / node.mcpu)
+        return node_cpu_utilization(node.mcpu, node.batch_mcpu, (
+            (c.mcpu, self._busy.get(c.cid, 0.0)) for c in node.online.values()))
 
     def inflation_factor(self, instance_id: int) -> float:
         """Service-time multiplier of the instance from its node's utilization."""
@@ -326,10 +327,10 @@ class ClusterSim:
         ready_core_s = m.ready_core_s - before.ready_core_s
         batch_core_s = m.batch_core_s - before.batch_core_s
         online_core_s = m.online_core_s - before.online_core_s
+
         def mean(core_s: float) -> float:  # millicore resolution hides float residue
             return round(core_s / length_s, 3) if length_s > 0 else 0.0
 
-        queued = self.cluster.queued
         running = self.books.running()
         row = ClusterTick(
             t_s=float(start_s), nodes=rates.nodes, nodes_ready=rates.nodes_ready,
@@ -339,7 +340,7 @@ class ClusterSim:
             cpu_utilization=round((busy_core_s + batch_core_s) / ready_core_s, 6)
             if ready_core_s > 0 else 0.0,
             pending_instances=rates.pending, batch_running=len(running),
-            batch_queued=len(queued),
+            batch_queued=self.cluster.queued_count,
             batch_throttled=sum(1 for t in running if t.container.throttled),
             batch_preempted=m.preemptions - before.preemptions,
             batch_jobs_completed=m.jobs_completed - before.jobs_completed,
@@ -371,6 +372,8 @@ class ClusterSim:
     def check_invariants(self) -> None:
         """No node over-committed; books balanced (``AssertionError`` otherwise)."""
         self.cluster.check_invariants()
+        assert set(self.books.tasks) == self.cluster.batch_ids, "batch books and cluster differ"
+        assert set(self._instances) >= {c.cid for c in self.cluster.pending}
         self.accounting().check()
 
     def _placement(self, c: Container, t_s: float, evicted: int = 0,

@@ -28,11 +28,14 @@ class CompareOutcome:
 
 
 def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
-    """The variants to compare: those asked for, else every variant of the scenario."""
+    """The variants to compare: those asked for, else every cluster variant of the scenario
+    (a colocation study), else every autoscaling variant."""
     if asked:
         if len(set(asked)) != len(asked):
             raise PeaksimError(f"each --policy may be given once, got {', '.join(asked)}")
         return list(asked)
+    if scenario.cluster is not None and scenario.cluster.variants:
+        return list(scenario.cluster.variants)
     section = scenario.autoscaling
     names = list(section.variants) if section is not None else []
     if not names:
@@ -77,11 +80,26 @@ def comparison_rows(names: Sequence[str], summaries: Sequence[dict[str, Any]]) -
     rows = []
     for name, summary in zip(names, summaries, strict=True):
         for service, s in summary["services"].items():
-            rows.append({
+            rows.append({**_cluster_columns(summary), **{
                 "policy": name, "service": service, "slo_met": s["slo_met"],
                 "p95_ms": s["latency_ms"]["p95"], "p99_ms": s["latency_ms"]["p99"],
                 "error_rate": s["error_rate"], "timed_out": s["timed_out"], "shed": s["shed"],
                 "instance_seconds": s["instance_seconds"], "peak_instances": s["instances"]["max"],
                 "scale_events": s["scale_events"], "cost": s["cost"],
-            })
+            }})
     return rows
+
+
+def _cluster_columns(summary: dict[str, Any]) -> dict[str, Any]:
+    """Machine-level figures of a colocation run (empty without a cluster)."""
+    cluster = summary.get("cluster")
+    if cluster is None:
+        return {}
+    batch = cluster["batch"]
+    return {
+        "machines": cluster["nodes_max"], "mean_cpu_utilization": cluster["mean_cpu_utilization"],
+        "cluster_cost": cluster["cost"], "batch_core_s_done": batch["done_core_s"],
+        "batch_core_s_lost": batch["lost_core_s"], "batch_slowdown_mean":
+        cluster["batch_slowdown_mean"], "batch_preemptions": cluster["batch_preemptions"],
+        "pending_max": cluster["pending_max"],
+    }

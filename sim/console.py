@@ -106,3 +106,30 @@ def comparison_table(rows: list[dict[str, Any]], title: str) -> Table:
         )
         last = row["policy"]
     return table
+
+
+def cluster_table(rows: list[dict[str, Any]], title: str) -> Table | None:
+    """Colocation variants side by side: machines, utilization, cost, batch work, online p99."""
+    per_variant: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if "machines" not in row:
+            return None
+        entry = per_variant.setdefault(row["policy"], {**row, "p99": {}})
+        entry["p99"][row["service"]] = row["p99_ms"]
+    services = "/".join(next(iter(per_variant.values()))["p99"])
+    table = Table(title=title, title_justify="left", caption=f"online p99 in ms: {services}",
+                  caption_justify="left")
+    for column in ("variant", "machines", "mean CPU", "cost", "batch done core-h",
+                   "batch lost core-h", "batch slowdown", "preemptions", "online p99"):
+        table.add_column(column, justify="left" if column == "variant" else "right",
+                         no_wrap=column in ("variant", "online p99"))
+    for name, r in per_variant.items():
+        slowdown = r["batch_slowdown_mean"]
+        table.add_row(
+            name, str(r["machines"]), f"{100 * r['mean_cpu_utilization']:.1f}%",
+            f"${r['cluster_cost']:,.2f}", f"{r['batch_core_s_done'] / 3600:,.1f}",
+            f"{r['batch_core_s_lost'] / 3600:,.2f}",
+            "-" if slowdown is None else f"{slowdown:.2f}", str(r["batch_preemptions"]),
+            "/".join(_ms(v) for v in r["p99"].values()),
+        )
+    return table

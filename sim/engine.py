@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import simpy
 
+from sim.engine_cluster import ClusterLink
 from sim.metrics import add_overlap, bucket_overlap_s
 from sim.plane import PlaneConfig, ServicePlane
 from sim.scenario import Fault, Scenario, Service
@@ -37,13 +38,16 @@ ProgressFn = Callable[[float], None]
 
 @dataclass
 class Instance:
-    """One instance of a service: booting until ``ready_s``, then ready until removed."""
+    """One instance of a service: pending (waiting for a node, with a cluster), booting until
+    ``ready_s``, then ready until removed."""
 
     id: int
     started_s: float
     ready_s: float
     queue_id: int
     ready: bool = False
+    pending: bool = False
+    cluster_id: int | None = None
 
 
 @dataclass
@@ -71,7 +75,12 @@ class ServiceRuntime:
 
     @property
     def booting_count(self) -> int:
+        """Instances started but not ready: booting, or pending a node."""
         return sum(1 for i in self.instances if not i.ready)
+
+    @property
+    def pending_count(self) -> int:
+        return sum(1 for i in self.instances if i.pending)
 
 
 class Simulation:
@@ -89,6 +98,7 @@ class Simulation:
         time_scale: float = 1.0, progress: ProgressFn | None = None,
         controller: Any | None = None,
         workload: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        cluster_variant: str | None = None,
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
@@ -105,6 +115,9 @@ class Simulation:
         self.events: list[dict[str, Any]] = []
         config = PlaneConfig(self.bucket_s, self.n_buckets, self.tick_s, self.n_ticks, self.seed)
         self.services: dict[str, ServiceRuntime] = {}
+        self.cluster: ClusterLink | None = None
+        if scenario.cluster is not None:
+            self.cluster = ClusterLink(self, cluster_variant)
         for name, spec in scenario.services.items():
             plane = ServicePlane(name, spec, sampler_for(spec.service_time, scenario.base_dir),
                                  self.traffic, config)
@@ -124,15 +137,31 @@ class Simulation:
 
     # ------------------------------------------------------------------ instances
     def _start_instance(self, rt: ServiceRuntime, boot_s: float | None = None) -> Instance:
+        """Start an instance now: it boots at once, or (with a cluster) once it is placed."""
         now = self.env.now
-        boot = rt.spec.boot_s / self.traffic.time_scale if boot_s is None else boot_s
-        queue_id = rt.plane.add_instance(now + boot, rt.spec.workers)
-        inst = Instance(rt.next_id, now, now + boot, queue_id, ready=boot <= 0)
+        inst = Instance(rt.next_id, now, math.inf, -1, pending=True)
         rt.next_id += 1
         rt.instances.append(inst)
+        if self.cluster is None or self.cluster.request(rt, inst):
+            self._boot_now(rt, inst, boot_s)
+        return inst
+
+    def _boot_now(self, rt: ServiceRuntime, inst: Instance, boot_s: float | None = None) -> None:
+        now = self.env.now
+        boot = rt.spec.boot_s / self.traffic.time_scale if boot_s is None else boot_s
+        inst.pending = False
+        inst.ready_s = now + boot
+        inst.queue_id = rt.plane.add_instance(now + boot, rt.spec.workers)
+        inst.ready = boot <= 0
         if not inst.ready:
             self.env.process(self._boot(rt, inst))
-        return inst
+
+    def boot_placed(self, rt: ServiceRuntime, inst: Instance) -> None:
+        """A pending instance got a node: it boots from now (called by the cluster link)."""
+        rt.plane.advance_to(self.env.now)
+        self._boot_now(rt, inst)
+        if inst.ready:
+            self._readiness_changed(rt)
 
     def _boot(self, rt: ServiceRuntime, inst: Instance) -> Generator[simpy.Event, None, None]:
         yield self.env.timeout(inst.ready_s - self.env.now)
@@ -147,16 +176,21 @@ class Simulation:
         ones; in-flight work drains or fails per ``mode``. Returns how many were removed."""
         now = self.env.now
         rt.plane.advance_to(now)
-        booting = sorted((i for i in rt.instances if not i.ready), key=lambda i: -i.started_s)
+        # pending ones first (they hold no node), then booting, youngest first
+        booting = sorted((i for i in rt.instances if not i.ready),
+                         key=lambda i: (not i.pending, -i.started_s))
         ready = [i for i in rt.instances if i.ready]
         if not booting_first:
             ready = [ready[int(k)] for k in rt.plane.rng_faults.permutation(len(ready))]
         victims = (booting + ready if booting_first else ready)[:count]
         for inst in victims:
-            draining = rt.plane.remove_instance(now, inst.queue_id, rt.spec.workers,
-                                                None if inst.ready else inst.ready_s, mode)
             rt.instances.remove(inst)
-            self._book_draining(rt, now, draining)
+            if not inst.pending:
+                draining = rt.plane.remove_instance(now, inst.queue_id, rt.spec.workers,
+                                                    None if inst.ready else inst.ready_s, mode)
+                self._book_draining(rt, now, draining)
+            if self.cluster is not None:
+                self.cluster.release(inst)
         if victims:
             self._readiness_changed(rt)
         return len(victims)
@@ -220,6 +254,8 @@ class Simulation:
             for rt in self.services.values():
                 rt.tick_desired[tick] = rt.desired
                 rt.tick_booting[tick] = rt.booting_count
+            if self.cluster is not None and tick < self.n_ticks - 1:
+                self.cluster.on_tick(tick, end)
 
     def _batch_span_s(self) -> float:
         """How far the planes advance at once when no control event intervenes: about
@@ -279,7 +315,11 @@ class Simulation:
             self.env.process(self._fault(fault))
         if self.controller is not None:
             self.controller.start(self)
+        if self.cluster is not None:
+            self.cluster.start()
         self.env.run(until=self.duration_s)
+        if self.cluster is not None:
+            self.cluster.on_tick(self.n_ticks - 1, self.duration_s)
         for rt in self.services.values():
             # env.run(until=...) stops before the events due at the very end: sample the
             # last tick's control state here
@@ -298,17 +338,27 @@ def simulate(
     instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
     time_scale: float = 1.0, progress: ProgressFn | None = None,
 ) -> RunResult:
-    """Run ``scenario`` once. ``variant`` names an autoscaling variant of the scenario (None:
-    the scenario's default, if any); ``instances`` fixes instance counts (no autoscaler)."""
+    """Run ``scenario`` once. ``variant`` names a variant of the scenario's ``cluster`` or
+    ``autoscaling`` section, or a policy (None: the scenario's defaults); ``instances`` fixes
+    instance counts (no autoscaler)."""
     from sim.control import build_controller
 
+    cluster_variant = None
+    if (variant is not None and scenario.cluster is not None
+            and variant in scenario.cluster.variants):
+        cluster_variant, variant = variant, None
     controller, policy_name = build_controller(scenario, variant, instances is not None,
                                                rate_scale, time_scale)
     if controller is not None:
-        instances = controller.initial_counts()
+        instances = controller.initial_counts() or instances
     sim = Simulation(scenario, seed=seed, instances=instances, rate_scale=rate_scale,
-                     time_scale=time_scale, progress=progress, controller=controller)
+                     time_scale=time_scale, progress=progress, controller=controller,
+                     cluster_variant=cluster_variant)
     result = sim.run()
-    result.policy = policy_name
+    result.policy = cluster_variant or policy_name
+    if sim.cluster is not None:
+        result.extra["cluster"] = sim.cluster.summary()
+        result.extra["autoscaling_policy"] = policy_name
+        result.cluster_table = (sim.cluster.columns(), sim.cluster.table())
     return result
 

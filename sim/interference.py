@@ -10,9 +10,15 @@ mild: no inflation up to 50% busy, x1.05 at 80%, x1.15 at a saturated node.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
 from pydantic import field_validator
 
 from sim.schema import Loc, Strict, field_errors
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def _check_curve(points: tuple[tuple[float, float], ...]) -> tuple[tuple[float, float], ...]:
@@ -63,3 +69,23 @@ class Interference(Strict):
             if u <= x1:
                 return y0 + (y1 - y0) * (u - x0) / (x1 - x0)
         return points[-1][1]
+
+    def inflation_factors(self, node_cpu_utilization: np.ndarray) -> np.ndarray:
+        """Vectorised ``inflation_factor`` over an array of utilizations."""
+        import numpy as np  # here: the scenario schema itself does not need numpy
+
+        u = np.clip(np.asarray(node_cpu_utilization, dtype=float), 0.0, 1.0)
+        if not self.enabled:
+            return np.ones(u.shape)
+        xs, ys = zip(*self.curve, strict=True)
+        return np.interp(u, xs, ys)
+
+
+def node_cpu_utilization(
+    node_mcpu: int, batch_mcpu: int, online: Iterable[tuple[int, float]]
+) -> float:
+    """CPU utilization (0..1) of a node of ``node_mcpu`` millicores: batch containers are busy
+    on all the cores they hold (``batch_mcpu``), each online instance on its cores times its
+    busy fraction (``online``: (mcpu, fraction) pairs)."""
+    busy_mcpu = batch_mcpu + sum(mcpu * fraction for mcpu, fraction in online)
+    return min(1.0, busy_mcpu / node_mcpu)

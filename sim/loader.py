@@ -153,6 +153,8 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
         TrafficModel(scenario)
     except ScenarioError as exc:
         problems += [_with_file(p, file, lines) for p in exc.problems]
+    if scenario.cluster is not None:
+        problems += _cluster_problems(scenario, file, lines)
     if scenario.autoscaling is not None:
         from sim.policies.config import check_autoscaling
 
@@ -166,6 +168,24 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
             problems.append(Problem(file, _dotted(key), str(exc), _nearest_line(key, lines)))
     if problems:
         raise ScenarioError(problems)
+
+
+def _cluster_problems(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> list[Problem]:
+    import numpy as np
+
+    from sim.batch import load_workload
+    from sim.cluster_config import check_cluster
+
+    assert scenario.cluster is not None
+    problems = [Problem(file, _dotted(key), message, _nearest_line(key, lines))
+                for key, message in check_cluster(scenario.cluster, scenario.services)]
+    if scenario.cluster.batch is not None:
+        try:  # a bad batch CSV must fail now, not in the middle of a run
+            load_workload(scenario.cluster.batch, scenario.base_dir, scenario.duration_s,
+                          np.random.default_rng(0))
+        except ScenarioError as exc:
+            problems += [_with_file(p, file, lines) for p in exc.problems]
+    return problems
 
 
 def _with_file(problem: Problem, file: str, lines: dict[PathKey, int]) -> Problem:

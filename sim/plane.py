@@ -99,7 +99,7 @@ class ServicePlane:
 
     def _draw_service_s(self, n: int) -> np.ndarray:
         service = self.sampler.sample_ms(self.rng_service, n) / 1000.0
-        if self.inflation.size > 1 or self.inflation[0] != 1.0:
+        if np.any(self.inflation != 1.0):
             pick = self.rng_service.integers(0, self.inflation.size, n)
             service = service * self.inflation[pick]
         return service

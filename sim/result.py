@@ -22,6 +22,9 @@ from sim.slo import evaluate_slo
 if TYPE_CHECKING:
     from sim.engine import ServiceRuntime, Simulation
 
+CLUSTER_FILE = "cluster.csv"
+"""Per-tick cluster metrics of a colocation run (docs/formats.md)."""
+
 TIMESERIES_COLUMNS = (
     "t_s", "service", "arrivals", "retries", "completed", "waited", "timed_out", "shed", "failed",
     "in_queue", "busy_workers", "instances_desired", "instances_booting", "instances_ready",
@@ -63,6 +66,8 @@ class RunResult:
     started_at: str = field(default_factory=lambda: datetime.now(UTC).strftime(
         "%Y-%m-%dT%H:%M:%SZ"))
     extra: dict[str, Any] = field(default_factory=dict)
+    cluster_table: tuple[list[str], list[list[Any]]] | None = None
+    """Columns and one row per tick of the cluster (colocation runs only)."""
 
     @classmethod
     def from_simulation(cls, sim: Simulation) -> RunResult:
@@ -117,6 +122,11 @@ class RunResult:
         """The content of summary.json (docs/formats.md)."""
         per_service = {name: self.service_summary(s) for name, s in self.services.items()}
         sc = self.scenario
+        instance_cost = round(sum(v["cost"] for v in per_service.values()), 4)
+        cluster = self.extra.get("cluster")
+        cost = ({"total": round(cluster["cost"], 4), "instances": instance_cost,
+                 "basis": "nodes", "currency": "USD"} if cluster is not None else
+                {"total": instance_cost, "basis": "instances", "currency": "USD"})
         return {
             "peaksim_version": __version__,
             "kind": "simulation",
@@ -136,8 +146,7 @@ class RunResult:
             "sim_requests_per_s": (round(self.sim_requests / self.wall_s, 1) if self.wall_s
                                    else None),
             "slo_met": all(v["slo_met"] for v in per_service.values()),
-            "cost": {"total": round(sum(v["cost"] for v in per_service.values()), 4),
-                     "currency": "USD"},
+            "cost": cost,
             "services": per_service,
             "events": self.events,
             **self.extra,
@@ -167,6 +176,8 @@ class RunResult:
     def write(self, run_dir: Path) -> None:
         """Write summary.json and timeseries.csv into ``run_dir`` (atomically)."""
         atomic_write_csv(run_dir / "timeseries.csv", TIMESERIES_COLUMNS, self.timeseries_rows())
+        if self.cluster_table is not None:
+            atomic_write_csv(run_dir / CLUSTER_FILE, *self.cluster_table)
         atomic_write_json(run_dir / "summary.json", self.summary())
 
 

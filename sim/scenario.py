@@ -257,6 +257,7 @@ class LoadTest(Strict):
     window_s: float = Field(default=10.0, gt=0, le=60)
 
 
+from sim.cluster_config import ClusterSection  # noqa: E402  (after shared types)
 from sim.policies.config import AutoscalingSection  # noqa: E402  (after shared types)
 from sim.traffic_config import SinglesDayTraffic, TrafficSpec  # noqa: E402  (after shared types)
 
@@ -325,7 +326,7 @@ class Scenario(Strict):
     services: dict[str, Service] = Field(min_length=1)
     slo: dict[str, Objectives] = Field(default_factory=dict)
     autoscaling: AutoscalingSection | None = None
-    cluster: dict[str, Any] | None = None
+    cluster: ClusterSection | None = None
     faults: tuple[Fault, ...] = ()
     loadtest: LoadTest = LoadTest()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
 import pytest
 
 from sim.batch import BatchJob
@@ -176,6 +177,10 @@ def test_interference_curve_ends_and_switch() -> None:
     assert curve.inflation_factor(0.4) == pytest.approx(1.2)
     off = section(interference={"enabled": False}).interference
     assert off.inflation_factor(1.0) == 1.0
+    grid = np.linspace(-0.5, 1.5, 41)
+    assert curve.inflation_factors(grid) == pytest.approx([curve.inflation_factor(u)
+                                                           for u in grid])
+    assert list(off.inflation_factors(grid)) == [1.0] * 41
 
 
 def test_job_too_big_for_every_node_is_rejected() -> None:
@@ -224,8 +229,6 @@ cluster:
 
 def test_from_scenario_builds_the_cluster_and_its_workload() -> None:
     from pathlib import Path
-
-    import numpy as np
 
     from sim.loader import parse_scenario
 
