@@ -282,6 +282,11 @@ def shop(
         Path | None,
         typer.Option("--check-db", help="Check a shop database and exit (1 on a violation)."),
     ] = None,
+    autoscale: Annotated[
+        str | None,
+        typer.Option("--autoscale", help="Scale the shop live with this autoscaling variant "
+                                         "of the scenario (or a policy name)."),
+    ] = None,
 ) -> None:
     """Run the reference shop with the scenario's capacity (Ctrl-C/SIGTERM stop it cleanly),
     or check a shop database's consistency with --check-db."""
@@ -315,5 +320,76 @@ def shop(
                          markup=False, soft_wrap=True)
             sys.stdout.flush()
 
-        run_shop(scenario, db or default_db_path(scenario), host, port, ready)
+        background = []
+        if autoscale is not None:
+            from loadtests.shop.autoscale import LiveAutoscaler
+            from sim.control import build_controller
+
+            controller, _name = build_controller(scenario, autoscale, fixed=False)
+            if controller is None:
+                raise PeaksimError(f"{autoscale!r} does not name an autoscaling policy")
+            console = _out()
+            background.append(LiveAutoscaler(
+                scenario, controller, lambda line: console.print(line, markup=False)).run)
+        run_shop(scenario, db or default_db_path(scenario), host, port, ready, background)
         _out().print("peaksim shop: stopped", markup=False)
+
+
+# ---------------------------------------------------------------- peaksim plan (sim/plan*.py)
+
+
+@app.command()
+def plan(
+    file: ScenarioArg = DEFAULT_SCENARIO,
+    headroom: Annotated[float, typer.Option(
+        min=0.0, max=10.0, help="Spare capacity over the smallest count that held: "
+                                "recommended = ceil(minimum x (1 + headroom)).")] = 0.2,
+    margin_s: Annotated[float, typer.Option(
+        "--margin", min=0.0, help="Seconds before the traffic outgrows the initial count "
+                                  "that the recommended count must be ready.")] = 60.0,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    out: OutOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print plan.json to stdout.")] = False,
+) -> None:
+    """How many instances of each service must be ready, and from when, to hold the SLO through
+    the scenario's peak (queueing estimate, confirmed by simulation). Exit 1 if no plan holds."""
+    with user_errors():
+        from rich.markup import escape
+
+        from sim.loader import load_scenario
+        from sim.plan import plan_scenario
+        from sim.plan_report import plan_table
+
+        scenario = load_scenario(file)
+        console = _err() if as_json else _out()
+        label = f"planning {scenario.name}"
+        if console.is_terminal:
+            with console.status(label) as status:
+                outcome = plan_scenario(
+                    scenario, headroom=headroom, margin_s=margin_s, seed=seed, out=out,
+                    on_trial=lambda what: status.update(f"{label}: simulating the {what}"))
+        else:
+            outcome = plan_scenario(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
+                                    out=out)
+        data = outcome.plan.to_json()
+        if as_json:
+            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+        else:
+            model = plan_table(data)
+            table = Table(title=f"capacity plan for {scenario.name} — peak window "
+                                f"{data['window']['from']}–{data['window']['to']}",
+                          title_justify="left")
+            for column, align in zip(model.header, model.align, strict=True):
+                table.add_column(column.replace(" ", "\n"), no_wrap=True,
+                                 justify="right" if align == "r" else "left")
+            for row in model.rows:
+                table.add_row(*row)
+            console.print(table, markup=False)
+            mark = "[bold green]PASS[/]" if outcome.plan.held else "[bold red]FAIL[/]"
+            console.print(f"{mark} {escape(data['verdict'])}")
+            for name, why in data["skipped"].items():
+                console.print(f"  - {name} not planned: {why}", markup=False)
+            console.print(f"{data['simulations']} simulations in {data['wall_s']:.0f} s; "
+                          f"report: {outcome.report_html or outcome.run_dir}", markup=False)
+        if not outcome.plan.held:
+            raise typer.Exit(1)

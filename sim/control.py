@@ -36,15 +36,55 @@ if TYPE_CHECKING:
 Sample = dict[str, float | None]
 
 
+class MetricWindow:
+    """Scrape samples per service, averaged over the last ``window_s`` as an autoscaler sees
+    them, and the observed arrival-rate history. Shared by the simulator's controller and the
+    live autoscaler of the reference shop; times are seconds on the caller's clock."""
+
+    def __init__(self, services: list[str], window_s: float) -> None:
+        self.window_s = window_s
+        self.samples: dict[str, deque[tuple[float, Sample]]] = {n: deque() for n in services}
+        self.history: dict[str, list[tuple[float, float]]] = {n: [] for n in services}
+        self.last_scrape_s: float | None = None
+
+    def add(self, service: str, t_s: float, sample: Sample) -> None:
+        """Record one scrape of ``service`` taken at ``t_s``."""
+        samples = self.samples[service]
+        samples.append((t_s, sample))
+        self.history[service].append((t_s, sample.get("arrival_rps") or 0.0))
+        while samples and samples[0][0] <= t_s - self.window_s:
+            samples.popleft()
+        self.last_scrape_s = t_s
+
+    def average(self, service: str) -> Sample:
+        """Per-metric mean of the samples in the window (None where none has a value)."""
+        values: dict[str, list[float]] = {}
+        for _t, sample in self.samples[service]:
+            for key, value in sample.items():
+                if value is not None and not math.isnan(value):
+                    values.setdefault(key, []).append(value)
+        keys = {key for _t, sample in self.samples[service] for key in sample}
+        return {key: (float(np.mean(values[key])) if key in values else None) for key in keys}
+
+    def instance_metric(self, policy: AutoscalingPolicy, service: str, ready: bool,
+                        ready_since_s: float) -> float | None:
+        """An instance's metric as the policy asked for it: the window value, or None while
+        the instance has no scrape yet (it became ready after the last one)."""
+        name = policy.instance_metric(service)
+        if name is None or not ready or self.last_scrape_s is None:
+            return None
+        if ready_since_s > self.last_scrape_s:
+            return None
+        return self.average(service).get(name)
+
+
 class Controller:
     """Runs ``policy`` against a simulation (see the module docstring)."""
 
     def __init__(self, policy: AutoscalingPolicy, section: AutoscalingSection) -> None:
         self.policy = policy
         self.section = section
-        self.samples: dict[str, deque[tuple[float, Sample]]] = {}
-        self.history: dict[str, list[tuple[float, float]]] = {}
-        self.last_scrape_s: float | None = None
+        self.window = MetricWindow([], section.window_s)
 
     def initial_counts(self) -> dict[str, int]:
         """Counts in place at t=0: a static policy's counts, or a schedule's entries due at
@@ -60,9 +100,7 @@ class Controller:
     def start(self, sim: Simulation) -> None:
         """Register the scrape and decision processes with the simulation's environment."""
         scale = sim.traffic.time_scale
-        for name in sim.services:
-            self.samples[name] = deque()
-            self.history[name] = []
+        self.window = MetricWindow(list(sim.services), self.section.window_s / scale)
         sim.env.process(self._scraper(sim, self.section.scrape_s / scale))
         sim.env.process(self._decider(sim, self.section.interval_s / scale))
 
@@ -72,23 +110,7 @@ class Controller:
             yield sim.env.timeout(every_s)
             now = sim.env.now
             for name, rt in sim.services.items():
-                sample = scrape(sim, rt, now - every_s, now)
-                self.samples[name].append((now, sample))
-                self.history[name].append((now, sample["arrival_rps"] or 0.0))
-                window = self.section.window_s / sim.traffic.time_scale
-                while self.samples[name] and self.samples[name][0][0] <= now - window:
-                    self.samples[name].popleft()
-            self.last_scrape_s = now
-
-    def window_average(self, service: str) -> Sample:
-        """Per-metric mean of the samples in the window (None where none has a value)."""
-        values: dict[str, list[float]] = {}
-        for _t, sample in self.samples[service]:
-            for key, value in sample.items():
-                if value is not None and not math.isnan(value):
-                    values.setdefault(key, []).append(value)
-        keys = {key for _t, sample in self.samples[service] for key in sample}
-        return {key: (float(np.mean(values[key])) if key in values else None) for key in keys}
+                self.window.add(name, now, scrape(sim, rt, now - every_s, now))
 
     # ------------------------------------------------------------------ deciding
     def _decider(self, sim: Simulation, every_s: float) -> Generator[simpy.Event, None, None]:
@@ -112,15 +134,12 @@ class Controller:
         start_clock = sim.scenario.start_clock_s if sim.traffic.time_scale == 1.0 else None
         views = {}
         for name, rt in sim.services.items():
-            metrics = self.window_average(name)
-            metric_name = self.policy.instance_metric(name)
-            value = metrics.get(metric_name) if metric_name else None
+            metrics = self.window.average(name)
             instances = tuple(
                 InstanceView(
                     ready=inst.ready, age_s=(now - inst.started_s) * scale,
-                    # a new instance has no scrape yet: its metric is missing
-                    metric=value if inst.ready and self.last_scrape_s is not None
-                    and inst.ready_s <= self.last_scrape_s else None,
+                    metric=self.window.instance_metric(self.policy, name, inst.ready,
+                                                       inst.ready_s),
                 )
                 for inst in rt.instances
             )
@@ -133,7 +152,7 @@ class Controller:
             )
         clock = None if start_clock is None else (start_clock + now) % 86400.0
         history = {name: tuple((t * scale, rps) for t, rps in h)
-                   for name, h in self.history.items()}
+                   for name, h in self.window.history.items()}
         return Observation(t_s=now * scale, clock_s=clock, services=views, history=history)
 
 

@@ -207,3 +207,22 @@ def test_service_times_follow_the_seed() -> None:
     first = draws(1)
     assert draws(1) == first and len(set(first)) == 40
     assert draws(2) != first
+
+
+def test_time_integrals_of_slot_use() -> None:
+    # One worker, 200 ms each, three at once: the worker is busy for 600 ms without a gap;
+    # #1 queues for 200 ms and #2 for 400 ms, so 600 request-ms of queueing in all.
+    async def main() -> None:
+        pool = make_pool(service_time={"dist": "constant", "mean_ms": 200.0})
+        before = pool.state()
+        await burst(pool, 3)
+        after = pool.state()
+        busy_s = after.busy_worker_s - before.busy_worker_s
+        queued_s = after.queued_request_s - before.queued_request_s
+        ready_s = after.ready_worker_s - before.ready_worker_s
+        assert busy_s >= 0.6 - 1e-3 and queued_s >= 0.6 - 1e-3
+        assert busy_s <= ready_s + 1e-9 and busy_s / ready_s > 0.95
+        assert [(i.index, i.ready, i.draining) for i in after.instances] == [(0, True, False)]
+        assert after.instances[0].age_s >= ready_s
+
+    run(main)

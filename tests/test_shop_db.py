@@ -3,6 +3,7 @@ damage is named, and files that are not shop databases are refused (exit 2)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sqlite3
 from pathlib import Path
@@ -113,6 +114,29 @@ def test_damaged_pages_are_a_violation(db: Path) -> None:
     result = check_db(db)
     assert not result.ok
     assert any("integrity" in v or "cannot be read" in v for v in result.violations)
+
+
+def test_a_failing_write_is_rolled_back_alone(tmp_path: Path) -> None:
+    # Three concurrent orders share one group commit; the one with qty 0 breaks a CHECK
+    # constraint and must vanish without taking the other two with it.
+    path = tmp_path / "shop.db"
+
+    async def main() -> list[object]:
+        store = await Store.open(path)
+        try:
+            return await asyncio.gather(
+                *(store.create_order(False, "u", [OrderLine(1, qty, 100)]) for qty in (1, 0, 2)),
+                return_exceptions=True)
+        finally:
+            await store.close()
+
+    results = run(main)
+    assert isinstance(results[1], sqlite3.IntegrityError)
+    with sqlite3.connect(path) as conn:
+        assert sorted(r[0] for r in conn.execute("SELECT amount FROM orders")) == [100, 200]
+        assert conn.execute("SELECT COUNT(*) FROM order_items").fetchone() == (2,)
+    conn.close()
+    assert check_db(path).ok
 
 
 def test_files_that_are_not_shop_databases_are_refused(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+import pytest
 from test_shop_support import (
     call,
     prometheus_value,
@@ -172,6 +173,8 @@ def test_small_capacity_sheds_with_503_and_times_out_with_504(tmp_path: Path) ->
             status, health, _ = await call(s, "GET", "/healthz")
         assert prometheus_value(metrics, "peaksim_shop_outcomes_total", service="browse",
                                 outcome="shed") == 3
+        assert prometheus_value(metrics, "peaksim_shop_requests_total", endpoint="order",
+                                service="order", traffic="real", code="504") == 2
         assert prometheus_value(metrics, "peaksim_shop_outcomes_total", service="order",
                                 outcome="timed_out") == 2
         assert prometheus_value(metrics, "peaksim_shop_latency_seconds_count",
@@ -239,6 +242,8 @@ def test_endpoint_mapping_is_configurable(tmp_path: Path) -> None:
             assert sorted(r[0] for r in reads) == [404, 503, 503]
 
     run(main)
+    with pytest.raises(ValueError, match="unknown endpoints"):
+        ShopConfig(endpoint_services={"brwose": "browse"})
 
 
 def test_observe_counts_requests(tmp_path: Path) -> None:

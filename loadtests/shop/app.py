@@ -61,6 +61,12 @@ class ShopConfig:
     shutdown_timeout_s: float = 10.0
     """How long a stopping shop lets in-flight requests finish before cancelling them."""
 
+    def __post_init__(self) -> None:
+        unknown = set(self.endpoint_services) - set(DEFAULT_ENDPOINT_SERVICES)
+        if unknown:
+            raise ValueError(f"unknown endpoints {sorted(unknown)}; the shop's endpoints are "
+                             f"{sorted(DEFAULT_ENDPOINT_SERVICES)}")
+
 
 class Shop:
     """One shop: pools per scenario service, the store and the metrics.
@@ -83,7 +89,11 @@ class Shop:
             endpoint: self.pools.get(service) if service is not None else None
             for endpoint, service in self.config.endpoint_services.items()
         }
-        self.metrics = ShopMetrics(self.pools, self._loop.time())
+        self.metrics = ShopMetrics(
+            self.pools,
+            self._loop.time(),
+            {e: p.name for e, p in self._routes.items() if p is not None},
+        )
 
     # ------------------------------------------------------------------ control plane
 
@@ -142,6 +152,8 @@ class Shop:
             response = exc.response()
         except web.HTTPException as exc:  # unknown route, wrong method, body too large
             response = _http_error(exc)
+        except ConnectionError:
+            raise  # the client went away mid-request: nobody to answer, aiohttp closes it
         except Exception:  # a bug: answer it, log it, keep serving
             log.exception("unhandled error on %s %s", request.method, request.path)
             response = ApiError(500, "internal_error", "internal error").response()

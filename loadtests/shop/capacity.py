@@ -26,7 +26,7 @@ All methods must be called from the event loop's thread; timers come from the ru
 from __future__ import annotations
 
 import asyncio
-import enum
+import time
 import zlib
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -34,44 +34,25 @@ from typing import TypeVar
 
 import numpy as np
 
-from loadtests.shop.outcomes import Outcome, PoolState, ScaleError, Served
+from loadtests.shop.instances import (
+    Instance,
+    Phase,
+    ServiceTimes,
+    SlotAccounts,
+    Waiter,
+    resolve,
+)
+from loadtests.shop.outcomes import (
+    InstanceState,
+    Outcome,
+    PoolState,
+    ScaleError,
+    Served,
+)
 from sim.scenario import Service
 from sim.servicetime import Sampler
 
 T = TypeVar("T")
-
-_DRAW_BLOCK = 1024
-"""Service times are drawn in blocks: one numpy call per block, same sequence as one by one."""
-
-
-class _State(enum.Enum):
-    BOOTING = "booting"
-    READY = "ready"
-    DRAINING = "draining"
-    GONE = "gone"
-
-
-class _Instance:
-    __slots__ = ("index", "state", "busy", "queue", "queued", "holders", "boot_timer")
-
-    def __init__(self, index: int, state: _State) -> None:
-        self.index = index
-        self.state = state
-        self.busy = 0
-        self.queue: deque[_Waiter] = deque()
-        self.queued = 0
-        self.holders: set[asyncio.Future[bool]] = set()
-        self.boot_timer: asyncio.TimerHandle | None = None
-
-
-class _Waiter:
-    __slots__ = ("future", "timer", "instance")
-
-    def __init__(self, future: asyncio.Future[_Instance | None], instance: _Instance | None):
-        self.future = future
-        self.timer: asyncio.TimerHandle | None = None
-        self.instance = instance  # None: the shared queue
-
 
 class ServicePool:
     """The worker slots and queue of one service; see the module docstring for the semantics.
@@ -97,13 +78,10 @@ class ServicePool:
         self.max_queue = service.max_queue
         self.balancer = service.balancer
         self.fail_on_remove = service.on_remove == "fail"
-        self._sampler = sampler
-        self._rng = rng
+        self._service_times = ServiceTimes(sampler, rng)
         self._balance_rng = balance_rng
-        self._draws_s = np.empty(0)
-        self._next_draw = 0
-        self._instances: list[_Instance] = []
-        self._queue: deque[_Waiter] = deque()
+        self._instances: list[Instance] = []
+        self._queue: deque[Waiter] = deque()
         self._queued = 0
         self._busy = 0
         self._ready = 0
@@ -112,8 +90,9 @@ class ServicePool:
         self._created = 0
         self._round_robin = 0
         self._changed: asyncio.Event | None = None
+        self._accounts = SlotAccounts(time.monotonic())
         for _ in range(service.instances.start):
-            self._add_instance(_State.READY)
+            self._add_instance(Phase.READY)
 
     @classmethod
     def for_service(cls, name: str, service: Service, sampler: Sampler, seed: int) -> ServicePool:
@@ -138,18 +117,18 @@ class ServicePool:
         admitted = self._admit(deadline_s)
         if isinstance(admitted, str):
             return Served(Outcome.SHED, reason=admitted)
-        if isinstance(admitted, _Waiter):
+        if isinstance(admitted, Waiter):
             granted = await self._wait(admitted)
             if granted is None:
                 return Served(Outcome.TIMED_OUT, wait_ms=(loop.time() - arrival_s) * 1000.0)
-            if granted.state is _State.GONE:
+            if granted.state is Phase.GONE:
                 return Served(Outcome.FAILED, reason="instance_removed", instance=granted.index)
             instance = granted
         else:
             instance = admitted
         granted_s = loop.time()
         wait_ms = (granted_s - arrival_s) * 1000.0
-        service_s = self._next_service_s()
+        service_s = self._service_times.next_s()
         end_s = granted_s + service_s
         if deadline_s is not None and end_s > deadline_s:
             loop.call_at(end_s, self._release, instance)
@@ -165,7 +144,8 @@ class ServicePool:
         return Served(outcome, value, wait_ms, service_s * 1000.0,
                       "instance_removed" if removed else "", instance.index)
 
-    def _admit(self, deadline_s: float | None) -> _Instance | _Waiter | str:
+    def _admit(self, deadline_s: float | None) -> Instance | Waiter | str:
+        self._account()
         if self._ready == 0:
             return "no_ready_instance"
         if self.balancer == "least_outstanding":
@@ -180,7 +160,7 @@ class ServicePool:
             return self._grant(instance)
         return self._enqueue(instance, instance.queue, self.max_queue, deadline_s)
 
-    def _grant(self, instance: _Instance) -> _Instance:
+    def _grant(self, instance: Instance) -> Instance:
         instance.busy += 1
         self._busy += 1
         self._notify()
@@ -188,16 +168,16 @@ class ServicePool:
 
     def _enqueue(
         self,
-        instance: _Instance | None,
-        queue: deque[_Waiter],
+        instance: Instance | None,
+        queue: deque[Waiter],
         limit: int | None,
         deadline_s: float | None,
-    ) -> _Waiter | str:
+    ) -> Waiter | str:
         waiting = self._queued if instance is None else instance.queued
         if limit is not None and waiting >= limit:
             return "queue_full"
         loop = asyncio.get_running_loop()
-        waiter = _Waiter(loop.create_future(), instance)
+        waiter = Waiter(loop.create_future(), instance)
         if deadline_s is not None:
             waiter.timer = loop.call_at(deadline_s, self._expire, waiter)
         queue.append(waiter)
@@ -207,7 +187,7 @@ class ServicePool:
         self._notify()
         return waiter
 
-    async def _wait(self, waiter: _Waiter) -> _Instance | None:
+    async def _wait(self, waiter: Waiter) -> Instance | None:
         try:
             return await waiter.future
         except asyncio.CancelledError:
@@ -218,8 +198,9 @@ class ServicePool:
                 self._release(granted)
             raise
 
-    def _leave(self, waiter: _Waiter) -> None:
+    def _leave(self, waiter: Waiter) -> None:
         """Bookkeeping for a waiter that leaves its queue without a slot."""
+        self._account()
         if waiter.timer is not None:
             waiter.timer.cancel()
         self._queued -= 1
@@ -232,12 +213,12 @@ class ServicePool:
             self._retire_if_drained(instance)
         self._notify()
 
-    def _expire(self, waiter: _Waiter) -> None:
+    def _expire(self, waiter: Waiter) -> None:
         if not waiter.future.done():
             waiter.future.set_result(None)
             self._leave(waiter)
 
-    async def _hold(self, instance: _Instance, end_s: float) -> bool:
+    async def _hold(self, instance: Instance, end_s: float) -> bool:
         """Keep the slot until ``end_s``; True when the instance was removed under us."""
         loop = asyncio.get_running_loop()
         if not self.fail_on_remove:
@@ -245,10 +226,10 @@ class ServicePool:
             if remaining_s > 0:
                 await asyncio.sleep(remaining_s)
             return False
-        if instance.state is _State.GONE:
+        if instance.state is Phase.GONE:
             return True
         done: asyncio.Future[bool] = loop.create_future()
-        timer = loop.call_at(end_s, _resolve, done, False)
+        timer = loop.call_at(end_s, resolve, done, False)
         instance.holders.add(done)
         try:
             return await done
@@ -256,17 +237,18 @@ class ServicePool:
             timer.cancel()
             instance.holders.discard(done)
 
-    def _release(self, instance: _Instance) -> None:
-        if instance.state is _State.GONE:
+    def _release(self, instance: Instance) -> None:
+        if instance.state is Phase.GONE:
             return  # its slots were already given back when it was removed
+        self._account()
         instance.busy -= 1
         self._busy -= 1
         self._dispatch(instance)
         self._notify()
 
-    def _dispatch(self, instance: _Instance) -> None:
+    def _dispatch(self, instance: Instance) -> None:
         """Give ``instance``'s free slots to waiting requests; retire it when drained."""
-        if instance.state is _State.READY and self.balancer == "least_outstanding":
+        if instance.state is Phase.READY and self.balancer == "least_outstanding":
             queue = self._queue
         elif self.balancer != "least_outstanding":
             queue = instance.queue
@@ -285,10 +267,10 @@ class ServicePool:
             waiter.future.set_result(instance)
         self._retire_if_drained(instance)
 
-    def _least_busy_free(self) -> _Instance | None:
-        best: _Instance | None = None
+    def _least_busy_free(self) -> Instance | None:
+        best: Instance | None = None
         for instance in self._instances:
-            if instance.state is not _State.READY or instance.busy >= self.workers:
+            if instance.state is not Phase.READY or instance.busy >= self.workers:
                 continue
             if best is None or instance.busy < best.busy:
                 best = instance
@@ -296,20 +278,12 @@ class ServicePool:
                     break
         return best
 
-    def _pick(self) -> _Instance:
-        ready = [i for i in self._instances if i.state is _State.READY]
+    def _pick(self) -> Instance:
+        ready = [i for i in self._instances if i.state is Phase.READY]
         if self.balancer == "random":
             return ready[int(self._balance_rng.integers(len(ready)))]
         self._round_robin = (self._round_robin + 1) % len(ready)
         return ready[self._round_robin]
-
-    def _next_service_s(self) -> float:
-        if self._next_draw >= len(self._draws_s):
-            self._draws_s = self._sampler.sample_ms(self._rng, _DRAW_BLOCK) / 1000.0
-            self._next_draw = 0
-        value = float(self._draws_s[self._next_draw])
-        self._next_draw += 1
-        return value
 
     # ------------------------------------------------------------------ scaling
 
@@ -323,27 +297,28 @@ class ServicePool:
                 f"service {self.name!r}: instances must be within 0..{self.max_instances}, "
                 f"got {instances!r}"
             )
+        self._account()
         desired = self._ready + self._booting
         for _ in range(instances - desired):
-            self._add_instance(_State.BOOTING if self.boot_s > 0 else _State.READY)
+            self._add_instance(Phase.BOOTING if self.boot_s > 0 else Phase.READY)
         surplus = desired - instances
-        booting = [i for i in reversed(self._instances) if i.state is _State.BOOTING]
+        booting = [i for i in reversed(self._instances) if i.state is Phase.BOOTING]
         for instance in booting[: max(0, surplus)]:
             self._remove(instance)
             surplus -= 1
         if surplus > 0:
-            ready = [i for i in reversed(self._instances) if i.state is _State.READY]
+            ready = [i for i in reversed(self._instances) if i.state is Phase.READY]
             ready.sort(key=lambda i: i.busy + i.queued)  # stable: newest first among equals
             for instance in ready[:surplus]:
                 self._remove(instance)
         self._notify()
         return self.state()
 
-    def _add_instance(self, state: _State) -> None:
-        instance = _Instance(self._created, state)
+    def _add_instance(self, state: Phase) -> None:
+        instance = Instance(self._created, state)
         self._created += 1
         self._instances.append(instance)
-        if state is _State.READY:
+        if state is Phase.READY:
             self._ready += 1
             if self._queue:
                 self._dispatch(instance)  # an instance ready at once serves the shared queue
@@ -352,16 +327,17 @@ class ServicePool:
             loop = asyncio.get_running_loop()
             instance.boot_timer = loop.call_later(self.boot_s, self._booted, instance)
 
-    def _booted(self, instance: _Instance) -> None:
+    def _booted(self, instance: Instance) -> None:
+        self._account()
         instance.boot_timer = None
-        instance.state = _State.READY
+        instance.state = Phase.READY
         self._booting -= 1
         self._ready += 1
         self._dispatch(instance)
         self._notify()
 
-    def _remove(self, instance: _Instance) -> None:
-        if instance.state is _State.BOOTING:
+    def _remove(self, instance: Instance) -> None:
+        if instance.state is Phase.BOOTING:
             assert instance.boot_timer is not None
             instance.boot_timer.cancel()
             self._booting -= 1
@@ -369,7 +345,7 @@ class ServicePool:
             return
         self._ready -= 1
         if not self.fail_on_remove:
-            instance.state = _State.DRAINING
+            instance.state = Phase.DRAINING
             self._draining += 1
             self._retire_if_drained(instance)
             return
@@ -377,7 +353,7 @@ class ServicePool:
         instance.busy = 0
         self._gone(instance)
         for done in list(instance.holders):
-            _resolve(done, True)
+            resolve(done, True)
         while instance.queue:
             waiter = instance.queue.popleft()
             if not waiter.future.done():
@@ -387,14 +363,14 @@ class ServicePool:
                 waiter.future.set_result(instance)  # a GONE instance: the request fails
         instance.queued = 0
 
-    def _retire_if_drained(self, instance: _Instance) -> None:
-        if instance.state is _State.DRAINING and instance.busy == 0 and instance.queued == 0:
+    def _retire_if_drained(self, instance: Instance) -> None:
+        if instance.state is Phase.DRAINING and instance.busy == 0 and instance.queued == 0:
             self._draining -= 1
             self._gone(instance)
             self._notify()
 
-    def _gone(self, instance: _Instance) -> None:
-        instance.state = _State.GONE
+    def _gone(self, instance: Instance) -> None:
+        instance.state = Phase.GONE
         self._instances.remove(instance)
 
     def close(self) -> None:
@@ -405,8 +381,17 @@ class ServicePool:
 
     # ------------------------------------------------------------------ observing
 
+    def _account(self) -> None:
+        """Integrate the counts up to now; called before any of them changes."""
+        self._accounts.advance(time.monotonic(), self._busy, self._queued,
+                               self._ready * self.workers)
+
     def state(self) -> PoolState:
-        """Counts right now (instances by state, busy workers, queued requests)."""
+        """Counts right now (instances by state, busy workers, queued requests) and the time
+        integrals up to now."""
+        self._account()
+        now_s = self._accounts.last_s
+        accounts = self._accounts
         return PoolState(
             service=self.name,
             workers_per_instance=self.workers,
@@ -418,6 +403,14 @@ class ServicePool:
             draining=self._draining,
             busy_workers=self._busy,
             queued=self._queued,
+            busy_worker_s=accounts.busy_worker_s,
+            queued_request_s=accounts.queued_request_s,
+            ready_worker_s=accounts.ready_worker_s,
+            instances=tuple(
+                InstanceState(i.index, i.state is Phase.READY, i.state is Phase.DRAINING,
+                              now_s - i.started_s)
+                for i in self._instances
+            ),
         )
 
     async def wait_until(self, predicate: Callable[[PoolState], bool]) -> PoolState:
@@ -434,7 +427,3 @@ class ServicePool:
             self._changed.set()
             self._changed = None
 
-
-def _resolve(future: asyncio.Future[bool], value: bool) -> None:
-    if not future.done():
-        future.set_result(value)

@@ -20,12 +20,12 @@ from __future__ import annotations
 import math
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from loadtests.shop.outcomes import Outcome, PoolState
+from loadtests.shop.outcomes import InstanceState, Outcome, PoolState
 
 PROM_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (s) of the exported latency histogram (Prometheus client defaults + 1 ms)."""
@@ -52,7 +52,10 @@ class ServiceSnapshot:
     Rates are per second over the window's complete seconds; percentiles (ms, 2% precision)
     are over requests completed in the window, None when there were none. Totals count since
     the shop started. ``utilization`` is busy workers / worker slots on ready instances (1.0
-    when no instance is ready but work is in flight, 0.0 when idle).
+    when no instance is ready but work is in flight, 0.0 when idle). The ``*_s`` fields are
+    the pool's time integrals (see ``PoolState``): the difference between two snapshots gives
+    window-averaged utilization and queue length exactly as the simulator's scrape does.
+    ``instances`` lists the live instances (ready, draining, age).
     """
 
     service: str
@@ -78,6 +81,10 @@ class ServiceSnapshot:
     p99_ms: float | None
     arrivals_total: int
     completed_total: int
+    busy_worker_s: float = 0.0
+    queued_request_s: float = 0.0
+    ready_worker_s: float = 0.0
+    instances: tuple[InstanceState, ...] = ()
 
 
 class _Window:
@@ -142,8 +149,14 @@ def _percentile_ms(buckets: np.ndarray, q: float) -> float | None:
 class ShopMetrics:
     """Counters of one shop process. Call from the event loop's thread only."""
 
-    def __init__(self, services: Iterable[str], start_s: float) -> None:
+    def __init__(
+        self,
+        services: Iterable[str],
+        start_s: float,
+        endpoint_services: Mapping[str, str | None] | None = None,
+    ) -> None:
         self.start_s = start_s
+        self._endpoint_services = dict(endpoint_services or {})
         self.responses: Counter[tuple[str, str, int]] = Counter()
         self.outcomes: Counter[tuple[str, str, str]] = Counter()
         self.business: Counter[tuple[str, str]] = Counter()
@@ -212,6 +225,10 @@ class ShopMetrics:
             p99_ms=_percentile_ms(latency, 0.99),
             arrivals_total=window.arrivals_total,
             completed_total=window.completed_total,
+            busy_worker_s=state.busy_worker_s,
+            queued_request_s=state.queued_request_s,
+            ready_worker_s=state.ready_worker_s,
+            instances=state.instances,
         )
 
     def render(self, states: Iterable[PoolState], now_s: float) -> str:
@@ -220,14 +237,17 @@ class ShopMetrics:
         out.family("peaksim_shop_uptime_seconds", "gauge", "Seconds since the shop started.")
         out.sample("peaksim_shop_uptime_seconds", {}, now_s - self.start_s)
         out.family("peaksim_shop_requests_total", "counter",
-                   "HTTP responses by endpoint, traffic class and status code.")
+                   "HTTP responses by endpoint (and its emulated service, if any), traffic class "
+                   "and status code.")
         for (endpoint, traffic, code), n in sorted(self.responses.items()):
-            labels = {"endpoint": endpoint, "traffic": traffic, "code": str(code)}
+            labels = {"endpoint": endpoint, "service": self._service_of(endpoint),
+                      "traffic": traffic, "code": str(code)}
             out.sample("peaksim_shop_requests_total", labels, n)
         out.family("peaksim_shop_in_flight", "gauge",
                    "Requests inside a handler (queued, in service or in the database).")
         for endpoint, n in sorted(self.in_flight.items()):
-            out.sample("peaksim_shop_in_flight", {"endpoint": endpoint}, n)
+            out.sample("peaksim_shop_in_flight",
+                       {"endpoint": endpoint, "service": self._service_of(endpoint)}, n)
         out.family("peaksim_shop_outcomes_total", "counter",
                    "Requests leaving a service's capacity emulation, by outcome.")
         for (service, traffic, outcome), n in sorted(self.outcomes.items()):
@@ -240,6 +260,9 @@ class ShopMetrics:
         for (what, traffic), n in sorted(self.business.items()):
             out.sample("peaksim_shop_business_total", {"what": what, "traffic": traffic}, n)
         return out.text()
+
+    def _service_of(self, endpoint: str) -> str:
+        return self._endpoint_services.get(endpoint) or ""
 
     @staticmethod
     def _render_pools(out: _Exposition, states: list[PoolState]) -> None:

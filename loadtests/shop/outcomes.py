@@ -43,8 +43,24 @@ class Served(Generic[T]):
 
 
 @dataclass(frozen=True)
+class InstanceState:
+    """One live instance: ``age_s`` since it was started (booting time included)."""
+
+    index: int
+    ready: bool
+    draining: bool
+    age_s: float
+
+
+@dataclass(frozen=True)
 class PoolState:
-    """Instantaneous state of one service's pool (instance counts and slot use)."""
+    """State of one service's pool: counts now, and time integrals since the pool started.
+
+    ``busy_worker_s``, ``queued_request_s`` and ``ready_worker_s`` integrate busy workers,
+    queued requests and worker slots on ready instances over time; the difference of two
+    states taken ``dt`` seconds apart gives the window averages the simulator's autoscaler
+    scrapes (utilization = d busy / d ready slots, mean queue = d queued / dt).
+    """
 
     service: str
     workers_per_instance: int
@@ -56,8 +72,13 @@ class PoolState:
     draining: int
     busy_workers: int
     queued: int
+    busy_worker_s: float = 0.0
+    queued_request_s: float = 0.0
+    ready_worker_s: float = 0.0
+    instances: tuple[InstanceState, ...] = ()
 
     @property
     def ready_slots(self) -> int:
         """Worker slots on ready instances."""
         return self.ready * self.workers_per_instance
+

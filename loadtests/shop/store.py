@@ -1,11 +1,15 @@
 """The shop's real data: orders and payments in SQLite (WAL), real and shadow tables.
 
-Every write runs on one writer thread with one connection, as a short ``BEGIN IMMEDIATE``
-transaction, so the event loop never blocks on SQLite and writes never race: a payment's
-idempotency check, the order lookup and the insert happen under one write lock. Unique indexes
-back that up in the schema itself (one payment per idempotency key, one payment per order), so
-even a second process writing the same file cannot double-charge. Reads run on a second thread
-with their own connection (WAL lets them proceed while a write is in progress).
+Every write runs on one writer thread with one connection, so the event loop never blocks on
+SQLite and writes never race: a payment's idempotency check, the order lookup and the insert
+happen under one write lock. Writes are group-committed: the operations that arrive while a
+batch is being written form the next batch, one ``BEGIN IMMEDIATE`` transaction with a
+savepoint per operation (a failing operation is rolled back alone); each caller is answered
+only after its batch committed. That keeps the number of commits and of thread hand-offs (each
+of which waits for the event loop to release the GIL) far below the number of requests. Unique
+indexes back the logic up in the schema itself (one payment per idempotency key, one per
+order), so even a second process writing the same file cannot double-charge. Reads run on a
+second thread with their own connection (WAL lets them proceed while a batch is written).
 
 Tables come in two sets: ``orders``/``order_items``/``payments`` for real traffic and the same
 names prefixed ``shadow_`` for requests tagged ``X-Shadow-Traffic: 1``; shadow ids carry an
@@ -25,7 +29,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar, cast
 
 from sim.errors import PeaksimError
 
@@ -178,6 +182,8 @@ class Store:
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="shop-db-reader")
         self._write_conn: sqlite3.Connection | None = None
         self._read_conn: sqlite3.Connection | None = None
+        self._pending: list[tuple[Callable[[sqlite3.Connection], Any], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(cls, path: Path) -> Store:
@@ -208,6 +214,8 @@ class Store:
 
     async def close(self) -> None:
         """Finish queued writes, then close both connections (the WAL is checkpointed)."""
+        while self._flusher is not None and not self._flusher.done():
+            await asyncio.shield(self._flusher)
         for executor, attr in ((self._reader, "_read_conn"), (self._writer, "_write_conn")):
             conn = getattr(self, attr)
             if conn is not None:
@@ -229,44 +237,28 @@ class Store:
         )
         p = PREFIXES[shadow]
 
-        def write() -> Order:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                conn.execute(
-                    f"INSERT INTO {p}orders VALUES (?, ?, ?, ?, ?)",
-                    (order.order_id, order.user_id, order.amount, order.status, order.created_at),
-                )
-                conn.executemany(
-                    f"INSERT INTO {p}order_items VALUES (?, ?, ?, ?, ?)",
-                    [(order.order_id, n, li.item_id, li.qty, li.price)
-                     for n, li in enumerate(lines)],
-                )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        def write(conn: sqlite3.Connection) -> Order:
+            conn.execute(
+                f"INSERT INTO {p}orders VALUES (?, ?, ?, ?, ?)",
+                (order.order_id, order.user_id, order.amount, order.status, order.created_at),
+            )
+            conn.executemany(
+                f"INSERT INTO {p}order_items VALUES (?, ?, ?, ?, ?)",
+                [(order.order_id, n, li.item_id, li.qty, li.price) for n, li in enumerate(lines)],
+            )
             return order
 
-        return await self._on(self._writer, write)
+        return await self._write(write)
 
     async def pay(self, shadow: bool, order_id: str, amount: int, key: str) -> PayResult:
         """Charge ``amount`` cents for ``order_id`` once per idempotency ``key``."""
         p = PREFIXES[shadow]
         payment_id = new_id("pay", shadow)
 
-        def write() -> PayResult:
-            conn = self._conn()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = _pay_locked(conn, p, payment_id, order_id, amount, key)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            return result
+        def write(conn: sqlite3.Connection) -> PayResult:
+            return _pay_locked(conn, p, payment_id, order_id, amount, key)
 
-        return await self._on(self._writer, write)
+        return await self._write(write)
 
     async def get_order(self, shadow: bool, order_id: str) -> Order | None:
         """The order with its lines, or None."""
@@ -292,9 +284,60 @@ class Store:
 
         return await self._on(self._reader, read)
 
-    def _conn(self) -> sqlite3.Connection:
-        assert self._write_conn is not None, "store is closed"
-        return self._write_conn
+    async def _write(self, operation: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``operation`` in the next group commit; return once that batch committed."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._pending.append((operation, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = loop.create_task(self._flush())
+        return cast(T, await future)
+
+    async def _flush(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await loop.run_in_executor(
+                    self._writer, self._commit, [op for op, _ in batch])
+            except BaseException as exc:  # the commit itself failed: nobody is acknowledged
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc if isinstance(exc, Exception) else
+                                             RuntimeError("write batch interrupted"))
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), (ok, value) in zip(batch, results, strict=True):
+                if future.done():
+                    continue  # its request was cancelled; the row is committed regardless
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+
+    def _commit(
+        self, operations: list[Callable[[sqlite3.Connection], Any]]
+    ) -> list[tuple[bool, Any]]:
+        """On the writer thread: one transaction, one savepoint per operation."""
+        conn = self._write_conn
+        assert conn is not None, "store is closed"
+        results: list[tuple[bool, Any]] = []
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for operation in operations:
+                conn.execute("SAVEPOINT op")
+                try:
+                    results.append((True, operation(conn)))
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO op")
+                    results.append((False, exc))
+                conn.execute("RELEASE op")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return results
 
 
 def _pay_locked(
