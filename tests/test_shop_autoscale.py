@@ -34,7 +34,9 @@ autoscaling:
       metric: utilization
       target: 0.5
       behavior:
-        scale_down: {stabilization_window_s: 0, policies: [{type: percent, value: 100, period_s: 1}]}
+        scale_down:
+          stabilization_window_s: 0
+          policies: [{type: percent, value: 100, period_s: 1}]
 """
 
 
