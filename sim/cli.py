@@ -389,7 +389,76 @@ def plan(
             console.print(f"{mark} {escape(data['verdict'])}")
             for name, why in data["skipped"].items():
                 console.print(f"  - {name} not planned: {why}", markup=False)
-            console.print(f"{data['simulations']} simulations in {data['wall_s']:.0f} s; "
+            console.print(f"{data['simulations']} simulations in {data['wall_s']:.1f} s; "
                           f"report: {outcome.report_html or outcome.run_dir}", markup=False)
         if not outcome.plan.held:
             raise typer.Exit(1)
+
+
+# --- peaksim loadtest (loadtests/runner.py; Locust runs as a subprocess) --------------------
+
+
+@app.command()
+def loadtest(
+    file: ScenarioArg,
+    host: Annotated[str | None, typer.Option(
+        help="Base URL of the system under test, e.g. http://127.0.0.1:8089.")] = None,
+    local_shop: Annotated[bool, typer.Option(
+        "--local-shop", help="Start the reference shop on loopback for the run.")] = False,
+    time_scale: Annotated[float | None, typer.Option(
+        min=1e-9, help="Compress time (default: the scenario's loadtest section).")] = None,
+    rate_scale: Annotated[float | None, typer.Option(
+        min=1e-9, help="Multiply every rate (default: the scenario's loadtest section).")] = None,
+    duration_s: Annotated[float | None, typer.Option(
+        "--duration", min=1e-3, help="Replay only the first S seconds of the scaled curve.")
+    ] = None,
+    workers: Annotated[int, typer.Option(
+        min=0, help="Locust worker processes on this machine (0: one local process).")] = 0,
+    gate: Annotated[bool, typer.Option(
+        "--gate", help="Exit 1 on an SLO miss, 2 when the target load was not offered.")
+    ] = False,
+    out: OutOpt = None,
+    compare_sim: Annotated[bool, typer.Option(
+        "--compare-sim", help="Also simulate the scaled scenario and compare.")] = False,
+    arrivals: Annotated[str, typer.Option(help="Send times: poisson or paced.")] = "poisson",
+    lag_threshold_ms: Annotated[float, typer.Option(
+        min=0, help="A send later than this counts as generator lag.")] = 25.0,
+    window_s: Annotated[float | None, typer.Option(
+        "--window", min=1, max=10, help="Measurement window, seconds.")] = None,
+    max_users: Annotated[int, typer.Option(min=1, help="Most Locust users in total.")] = 2000,
+    max_requests: Annotated[int, typer.Option(
+        min=1, help="Refuse runs expected to send more requests.")] = 5_000_000,
+    request_timeout_s: Annotated[float, typer.Option(
+        "--request-timeout", min=0.01, help="Client timeout per attempt, seconds.")] = 30.0,
+) -> None:
+    """Replay the scenario's traffic open-model with Locust; write the run directory, report
+    and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
+    with user_errors():
+        from loadtests.console import load_table, sim_table
+        from loadtests.runner import LoadTestConfig, run_loadtest
+
+        config = LoadTestConfig(
+            Path(file), host=host, local_shop=local_shop, time_scale=time_scale,
+            rate_scale=rate_scale, duration_s=duration_s, workers=workers, out=out,
+            compare_sim=compare_sim, arrivals=arrivals, lag_threshold_ms=lag_threshold_ms,
+            window_s=window_s, max_users=max_users, max_requests=max_requests,
+            request_timeout_s=request_timeout_s)
+        console = _out()
+        with console.status("starting the load test") as spinner:
+            outcome = run_loadtest(config, lambda text: spinner.update(text))
+        summary = outcome.summary
+        console.print(load_table(summary, f"load test of {summary['scenario']} "
+                                          f"({summary['loadtest']['target']})"))
+        if "sim_vs_real" in summary:
+            console.print(sim_table(summary["sim_vs_real"]))
+        verdict = outcome.gate
+        colour = {0: "green", 1: "red", 2: "red"}[verdict.exit_code]
+        console.print(f"[bold {colour}]{verdict.headline}[/]")
+        for reason in verdict.reasons:
+            console.print(f"  - {reason}", markup=False)
+        console.print(f"report: {outcome.report.html}", markup=False)
+        if outcome.interrupted:
+            _err().print("interrupted: what was measured is in the run directory", markup=False)
+            raise typer.Exit(130)
+        if gate and verdict.exit_code:
+            raise typer.Exit(verdict.exit_code)

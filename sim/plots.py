@@ -177,3 +177,28 @@ def service_title(ax: Axes, name: str, all_names: Sequence[str], detail: str = "
     """Panel title naming the service in its colour."""
     ax.set_title(name + (f" — {detail}" if detail else ""), loc="left",
                  color=service_colour(name, all_names), fontweight="bold")
+
+
+ONLINE_COLOUR = "#2b5c8a"
+"""Cores and CPU of the online services together, in every cluster plot."""
+BATCH_COLOUR = "#d9a21b"
+"""Cores and work of the batch jobs, in every cluster plot."""
+IDLE_COLOUR = "#e8e8e8"
+"""Free cores of ready nodes."""
+LOSS_COLOUR = "#b2182b"
+"""Batch work lost and preemptions (the same red as timed-out attempts)."""
+
+
+def finish_time_axes(
+    axes: Sequence[Axes], start_clock_s: float | None, span_s: tuple[float, float],
+) -> None:
+    """Light grid on every panel and clock labels on the bottom one, over ``span_s``."""
+    for ax in axes:
+        ax.grid(True, alpha=0.3)
+    clock_axis(axes[-1], start_clock_s, span_s=span_s)
+
+
+def empty_note(ax: Axes, text: str) -> None:
+    """Say in the panel that there is nothing to draw (rather than an empty frame)."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#4d4d4d")
+    ax.set_ylim(0, 1)

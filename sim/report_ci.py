@@ -42,18 +42,30 @@ def render_markdown(doc: ReportDoc) -> str:
         *[f"- **{md_text(key)}**: {md_text(value)}" for key, value in doc.facts],
         "",
     ]
-    for table in doc.tables:
-        lines += [f"## {md_text(table.title)}", ""]
-        if table.rows:
-            lines += [render_md_table(table), ""]
-        if table.note:
-            lines += [md_text(table.note), ""]
-    if doc.figures:
-        names = ", ".join(f"`{f.filename}`" for f in doc.figures)
+    for section in doc.sections:
+        lines += [f"## {md_text(section.title)}", ""]
+        if section.intro:
+            lines += [md_text(section.intro), ""]
+        lines += _md_tables(section.tables, "###")
+    lines += _md_tables(doc.tables, "##")
+    figures = [*doc.figures, *(f for s in doc.sections for f in s.figures)]
+    if figures:
+        names = ", ".join(f"`{f.filename}`" for f in figures)
         lines += [f"Plots (in `report.html` and as PNG files next to this file): {names}.", ""]
     if doc.footer:
         lines += [f"<sub>{md_text(doc.footer)}</sub>", ""]
     return "\n".join(lines)
+
+
+def _md_tables(tables: tuple[Table, ...], level: str) -> list[str]:
+    lines: list[str] = []
+    for table in tables:
+        lines += [f"{level} {md_text(table.title)}", ""]
+        if table.rows:
+            lines += [render_md_table(table), ""]
+        if table.note:
+            lines += [md_text(table.note), ""]
+    return lines
 
 
 def _verdict_line(line: VerdictLine) -> str:

@@ -20,6 +20,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sim.errors import RunDirError
+from sim.report_cluster_data import (
+    CLUSTER_FILE,
+    ClusterRunSummary,
+    ClusterSeries,
+    read_cluster_csv,
+)
 from sim.units import parse_clock_s
 
 SUMMARY_FILE = "summary.json"
@@ -99,8 +105,14 @@ class EventSummary(_Open):
 
 
 class CostSummary(_Open):
+    """The run's cost. ``basis`` says what ``total`` bills: ``"instances"`` (instance-hours x
+    each service's price) or ``"nodes"`` (the cluster's machines, whatever runs on them; then
+    ``instances`` holds the instance cost for reference)."""
+
     total: float
     currency: str = "USD"
+    basis: str = "instances"
+    instances: float | None = None
 
 
 class RunSummary(_Open):
@@ -125,6 +137,9 @@ class RunSummary(_Open):
     cost: CostSummary | None = None
     services: dict[str, ServiceSummary] = Field(min_length=1)
     events: list[EventSummary] = Field(default_factory=list)
+    cluster: ClusterRunSummary | None = None
+    autoscaling_policy: str | None = None
+    """With a cluster, ``policy`` names the cluster policy and this the autoscaling one."""
 
 
 @dataclass(frozen=True)
@@ -143,12 +158,14 @@ class ServiceSeries:
 
 @dataclass(frozen=True)
 class RunData:
-    """A run directory as read: the summary, one series per service, the CSV's column names."""
+    """A run directory as read: the summary, one series per service, the CSV's column names,
+    and the per-tick cluster metrics of a colocation run (None without ``cluster.csv``)."""
 
     run_dir: Path
     summary: RunSummary
     series: Mapping[str, ServiceSeries]
     columns: frozenset[str]
+    cluster: ClusterSeries | None = None
 
     @property
     def services(self) -> list[str]:
@@ -181,7 +198,9 @@ def load_run(run_dir: Path) -> RunData:
         if name not in summary.services:
             raise RunDirError(f"{path}: rows for service '{name}', which {SUMMARY_FILE} does "
                               f"not list ({', '.join(summary.services)})")
-    return RunData(run_dir, summary, series, columns)
+    cluster_path = run_dir / CLUSTER_FILE
+    cluster = read_cluster_csv(cluster_path) if cluster_path.exists() else None
+    return RunData(run_dir, summary, series, columns, cluster)
 
 
 def read_summary(path: Path) -> RunSummary:

@@ -7,7 +7,15 @@ from __future__ import annotations
 import base64
 from html import escape
 
-from sim.report_model import MET, MISSED, ReportDoc, ReportFigure, Table, VerdictLine
+from sim.report_model import (
+    MET,
+    MISSED,
+    DocSection,
+    ReportDoc,
+    ReportFigure,
+    Table,
+    VerdictLine,
+)
 
 _CSS = """
 :root { --ok: #1a7f37; --bad: #c00000; --ink: #1f2328; --muted: #59636e; --rule: #d0d7de; }
@@ -49,6 +57,7 @@ tbody tr:nth-child(even) td { background: #fafbfc; }
 td.met { color: var(--ok); font-weight: 700; }
 td.missed { color: var(--bad); font-weight: 700; }
 .note { font-size: 13px; margin: 2px 0 12px; max-width: 900px; }
+.intro { margin: 0 0 8px; max-width: 900px; }
 footer { font-size: 13px; margin-top: 36px; border-top: 1px solid var(--rule); padding-top: 8px; }
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
@@ -58,7 +67,7 @@ footer { font-size: 13px; margin-top: 36px; border-top: 1px solid var(--rule); p
                                          print-color-adjust: exact; }
   h2 { break-after: avoid; page-break-after: avoid; }
   figure, tr, .verdict { break-inside: avoid; page-break-inside: avoid; }
-  #plots { break-before: page; page-break-before: always; }
+  #plots, .part { break-before: page; page-break-before: always; }
   table { font-size: 9pt; }
   thead { display: table-header-group; }
   .table-wrap { overflow: visible; }
@@ -88,6 +97,7 @@ def render_html(doc: ReportDoc) -> str:
         parts.append('<section id="plots"><h2>Plots</h2>')
         parts += [_figure(f) for f in doc.figures]
         parts.append("</section>")
+    parts += [_section(s) for s in doc.sections]
     parts.append('<section id="tables"><h2>Tables</h2>')
     parts += [render_table(t) for t in doc.tables]
     parts.append("</section>")
@@ -101,8 +111,21 @@ def _nav(doc: ReportDoc) -> str:
     links = [("#verdict", "Verdict"), ("#summary", "Scenario")]
     if doc.figures:
         links.append(("#plots", "Plots"))
+    links += [(f"#{s.anchor}", s.title) for s in doc.sections]
     links += [(f"#{t.anchor}", t.title) for t in doc.tables if t.anchor]
     return "<nav>" + "".join(f'<a href="{h}">{escape(label)}</a>' for h, label in links) + "</nav>"
+
+
+def _section(section: DocSection) -> str:
+    """A titled part: intro, its tables (the figures to quote), then its plots."""
+    parts = [f'<section id="{escape(section.anchor)}" class="part"><h2>{escape(section.title)}'
+             f"</h2>"]
+    if section.intro:
+        parts.append(f'<p class="intro">{escape(section.intro)}</p>')
+    parts += [render_table(t) for t in section.tables]
+    parts += [_figure(f) for f in section.figures]
+    parts.append("</section>")
+    return "\n".join(parts)
 
 
 def _verdict(doc: ReportDoc) -> str:

@@ -57,8 +57,21 @@ class VerdictLine:
 
 
 @dataclass(frozen=True)
+class DocSection:
+    """A part of a report with its own heading (the cluster of a colocation run): an intro
+    sentence, then its tables (the figures a planner quotes), then its plots."""
+
+    title: str
+    anchor: str
+    intro: str
+    tables: tuple[Table, ...]
+    figures: tuple[ReportFigure, ...]
+
+
+@dataclass(frozen=True)
 class ReportDoc:
-    """Everything a report says, in reading order."""
+    """Everything a report says, in reading order; ``sections`` come after the plots and
+    before the tables."""
 
     title: str
     subtitle: str
@@ -69,6 +82,7 @@ class ReportDoc:
     figures: tuple[ReportFigure, ...]
     tables: tuple[Table, ...]
     footer: str = ""
+    sections: tuple[DocSection, ...] = ()
 
 
 def is_missing(value: float | None) -> bool:

@@ -26,6 +26,13 @@ from sim.plots import (
     to_png,
     to_png_aligned,
 )
+from sim.report_cluster_plots import (
+    has_cluster,
+    plot_cluster_batch,
+    plot_cluster_cores,
+    plot_cluster_nodes,
+    plot_cluster_utilization,
+)
 from sim.report_data import RunData, ServiceSeries
 from sim.report_derive import (
     capacity_rps,
@@ -46,13 +53,18 @@ _ZOOM_BEFORE_S, _ZOOM_AFTER_S = 600.0, 1200.0
 @dataclass(frozen=True)
 class ReportPlot:
     """One figure of a run report: its file name, how to read it, when it applies, how to draw
-    it (``render`` returns PNG bytes)."""
+    it (``render`` returns PNG bytes). ``section`` names the report part it appears in
+    (``""``: the main plots; ``CLUSTER_SECTION``: the cluster part of a colocation run)."""
 
     filename: str
     title: str
     caption: str
     applies: Callable[[RunData], bool]
     render: Callable[[RunData], bytes]
+    section: str = ""
+
+
+CLUSTER_SECTION = "cluster"
 
 
 def has_columns(*columns: str) -> Callable[[RunData], bool]:
@@ -330,5 +342,32 @@ RUN_PLOTS: Mapping[str, ReportPlot] = MappingProxyType({
         "values are the run's costs in the instances table.",
         lambda run: has_columns("instances_ready", "instances_booting")(run) and _has_prices(run),
         plot_cost),
+    "cluster_cores": ReportPlot(
+        "cluster_cores.png", "Cluster cores: online, batch, idle",
+        "Cores of the ready nodes (mean over each tick) held by online instances, by batch "
+        "containers and left idle; the solid line is the capacity of the ready nodes (dashed: "
+        "with the nodes still provisioning). Where online grows at the peak, batch must "
+        "shrink: by preemption, throttling, or by never having been there (dedicated pools).",
+        has_cluster, plot_cluster_cores, CLUSTER_SECTION),
+    "cluster_nodes": ReportPlot(
+        "cluster_nodes.png", "Machines and pending instances",
+        "Nodes billed (ready or still provisioning), ready, and in use (holding at least one "
+        "container), at the end of each tick; below, online instances that the autoscaler "
+        "started but no node had room for. Pending instances are capacity the SLO counted on "
+        "and did not get.",
+        has_cluster, plot_cluster_nodes, CLUSTER_SECTION),
+    "cluster_utilization": ReportPlot(
+        "cluster_utilization.png", "Cluster CPU utilization",
+        "Busy cores over the cores of the ready nodes: the online services' busy workers "
+        "(blue) and the batch containers (amber, counted fully busy); the dashed line is the "
+        "run's mean, the figure colocation is meant to raise.",
+        has_cluster, plot_cluster_utilization, CLUSTER_SECTION),
+    "cluster_batch": ReportPlot(
+        "cluster_batch.png", "Batch work: done, lost, preempted, waiting",
+        "Cumulative batch core-hours done (completed, or kept by a checkpoint) and lost "
+        "(progress preemption threw away, to be redone); batch containers preempted in each "
+        "tick; containers running, queued and throttled. A growing queue is batch work "
+        "delayed; lost work is CPU paid for twice.",
+        has_cluster, plot_cluster_batch, CLUSTER_SECTION),
 })
 """Every plot a run report may show, in report order. Add a plot family by adding an entry."""

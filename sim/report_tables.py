@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.report_cluster import cluster_facts
 from sim.report_data import RunData
 from sim.report_derive import peak_at, price_per_hour
 from sim.report_model import (
@@ -16,6 +17,7 @@ from sim.report_model import (
     NO_VALUE,
     Table,
     fmt_count,
+    fmt_money,
     fmt_ms,
     fmt_num,
     fmt_objective,
@@ -46,10 +48,14 @@ def scenario_facts(run: RunData) -> tuple[tuple[str, str], ...]:
     facts += [
         ("kind", s.kind),
         ("policy", s.policy),
+        *cluster_facts(run),
         ("seed", NO_VALUE if s.seed is None else str(s.seed)),
         ("duration", f"{format_duration(s.duration_s)} in ticks of {format_duration(s.tick_s)}"
                      + (f", from {s.start_clock}" if s.start_clock else "")),
     ]
+    cost = cost_fact(run)
+    if cost:
+        facts.append(("cost", cost))
     traffic = s.traffic
     if traffic:
         scale = [f"{k.replace('_', ' ')} x{traffic[k]:g}" for k in ("rate_scale", "time_scale")
@@ -66,6 +72,25 @@ def scenario_facts(run: RunData) -> tuple[tuple[str, str], ...]:
     if s.sim_requests is not None:
         facts.append(("simulated attempts", fmt_count(s.sim_requests)))
     return tuple(facts)
+
+
+def cost_fact(run: RunData) -> str:
+    """What the run cost and on which basis (``summary["cost"]["basis"]``): the cluster's nodes
+    or the instances; ``""`` without a cost."""
+    cost = run.summary.cost
+    if cost is None:
+        return ""
+    total = fmt_money(cost.total, cost.currency)
+    cluster = run.summary.cluster
+    if cost.basis == "nodes":
+        text = f"{total} node cost"
+        if cluster is not None:
+            text += (f": {fmt_num(cluster.node_hours)} node-hours on at most "
+                     f"{cluster.nodes_max} machines")
+        if cost.instances is not None:
+            text += f" (the instances alone: {fmt_money(cost.instances, cost.currency)})"
+        return text
+    return f"{total} instance cost (instance-hours x price per hour, all services)"
 
 
 def results_table(run: RunData, verdict: RunVerdict) -> Table:
@@ -145,17 +170,49 @@ def instances_table(run: RunData) -> Table:
             fmt_num(service_hours), fmt_num(price), fmt_num(info.cost),
             NO_VALUE if info.scale_events is None else fmt_count(info.scale_events),
         ))
-    total_cost = run.summary.cost.total if run.summary.cost else (sum(costs) if costs else None)
+    header = ("service", "min", "mean", "max", "most booting", "instance-hours",
+              f"price/hour ({currency})", f"cost ({currency})", "scale events")
+    note = "Instance-hours count booting and ready instances (both are paid for)."
+    cost = run.summary.cost
+    if cost is not None and cost.basis == "nodes":
+        instances_cost = cost.instances if cost.instances is not None else (
+            sum(costs) if costs else None)
+        rows.append(("all instances", "", "", "", "", fmt_num(sum(hours) if hours else None),
+                     "", fmt_num(instances_cost), ""))
+        rows.append(_nodes_row(run, cost.total))
+        return Table(
+            f"Instances, machines and cost ({currency})", header, tuple(rows),
+            ("l", *("r",) * 8), anchor="instances",
+            note="The run's cost is the node cost (cost basis: nodes): machines are billed "
+                 "whether or not instances fill them. In the nodes row the columns count "
+                 "machines: fewest, mean and most nodes billed, most provisioning at once, "
+                 "node-hours and the mean price per node-hour. The service rows price "
+                 "instance-hours at each service's price, for reference. " + note)
+    total_cost = cost.total if cost else (sum(costs) if costs else None)
     rows.append(("total", "", "", "", "", fmt_num(sum(hours) if hours else None), "",
                  fmt_num(total_cost), ""))
+    if cost is not None:
+        note += (" The run's cost is the instance cost (cost basis: instances): "
+                 "instance-hours x price per hour, summed over the services.")
     return Table(
-        f"Instances and cost ({currency})",
-        ("service", "min", "mean", "max", "most booting", "instance-hours",
-         f"price/hour ({currency})", f"cost ({currency})", "scale events"),
-        tuple(rows), ("l", *("r",) * 8),
-        note="Instance-hours count booting and ready instances (both are paid for).",
-        anchor="instances",
+        f"Instances and cost ({currency})", header, tuple(rows), ("l", *("r",) * 8),
+        note=note, anchor="instances",
     )
+
+
+def _nodes_row(run: RunData, total_cost: float) -> tuple[str, ...]:
+    """The machines of a colocation run in the columns of the instances table."""
+    cluster, series = run.summary.cluster, run.cluster
+    fewest = most_provisioning = NO_VALUE
+    if series is not None:
+        fewest = fmt_num(float(np.min(series["nodes"])))
+        most_provisioning = fmt_num(float(np.max(series["nodes"] - series["nodes_ready"])))
+    if cluster is None:
+        return ("nodes (run cost)", fewest, NO_VALUE, NO_VALUE, most_provisioning, NO_VALUE,
+                NO_VALUE, fmt_num(total_cost), "")
+    return ("nodes (run cost)", fewest, fmt_num(cluster.nodes_mean), fmt_num(cluster.nodes_max),
+            most_provisioning, fmt_num(cluster.node_hours), fmt_num(cluster.price_per_node_hour),
+            fmt_num(total_cost), "")
 
 
 def events_table(run: RunData) -> Table:
