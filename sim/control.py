@@ -159,7 +159,7 @@ class Controller:
 def scrape(sim: Simulation, rt: ServiceRuntime, t0_s: float, t1_s: float) -> Sample:
     """Metrics of one service over ``[t0_s, t1_s)``, exact from the plane's accounts."""
     rt.plane.advance_to(t1_s)
-    sim._book_capacity(rt)
+    sim.book_capacity(rt)
     acc = rt.plane.acc
     lo = max(0, int(round(t0_s / sim.bucket_s)))
     hi = max(lo + 1, int(round(t1_s / sim.bucket_s)))

@@ -205,13 +205,13 @@ class Simulation:
 
     def _readiness_changed(self, rt: ServiceRuntime) -> None:
         """Book capacity up to now, then tell the plane which instances take work."""
-        self._book_capacity(rt)
+        self.book_capacity(rt)
         ready = [i for i in rt.instances if i.ready]
         rt.ready_workers = len(ready) * rt.spec.workers
         rt.running = len(rt.instances)
         rt.plane.set_ready([i.queue_id for i in ready], len(ready))
 
-    def _book_capacity(self, rt: ServiceRuntime) -> None:
+    def book_capacity(self, rt: ServiceRuntime) -> None:
         now = self.env.now
         if now > rt.last_change_s:
             span = bucket_overlap_s(np.asarray([rt.last_change_s]), np.asarray([now]),
@@ -232,7 +232,7 @@ class Simulation:
         rt.desired = desired
         if desired == current:
             return
-        self._book_capacity(rt)
+        self.book_capacity(rt)
         if desired > current:
             rt.plane.advance_to(self.env.now)
             for _ in range(desired - current):
@@ -287,7 +287,7 @@ class Simulation:
         rt = self.services[fault.service]
         ready = rt.ready_count
         count = fault.count(ready)
-        self._book_capacity(rt)
+        self.book_capacity(rt)
         removed = self._remove_instances(rt, count, fault.mode, booting_first=False)
         self.events.append({"t_s": round(self.env.now, 3), "service": rt.name, "kind": "fault",
                             "from": ready, "to": ready - removed,
@@ -325,7 +325,7 @@ class Simulation:
             # last tick's control state here
             rt.tick_desired[-1] = rt.desired
             rt.tick_booting[-1] = rt.booting_count
-            self._book_capacity(rt)
+            self.book_capacity(rt)
             rt.plane.advance_to(self.duration_s)
             rt.plane.drain()
             rt.plane.acc.close_ticks(self.duration_s, self.tick_s, final=True)

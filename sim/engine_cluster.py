@@ -102,14 +102,20 @@ class ClusterLink:
         busy: dict[int, float] = {}
         for rt in sim.services.values():
             rt.plane.advance_to(end_s)
+            sim.book_capacity(rt)  # capacity is otherwise booked only at changes and scrapes
             acc = rt.plane.acc
             per_tick = len(acc.busy_ws) // sim.n_ticks
-            lo, hi = tick * per_tick, (tick + 1) * per_tick
-            capacity = float(acc.capacity_ws[lo:hi].sum())
-            share = float(acc.busy_ws[lo:hi].sum()) / capacity if capacity > 0 else 0.0
-            for inst in rt.instances:
-                if inst.cluster_id is not None and inst.ready:
-                    busy[inst.cluster_id] = share
+            busy_ws = float(acc.busy_ws[tick * per_tick:(tick + 1) * per_tick].sum())
+            ready = [i for i in rt.instances if i.ready and i.cluster_id is not None]
+            if not ready:
+                continue
+            # the tick's busy worker-seconds spread over the instances ready at its end, so
+            # the cluster counts exactly the busy cores the services had in the tick
+            tick_len_s = end_s - tick * sim.tick_s
+            share = busy_ws / (len(ready) * rt.spec.workers * tick_len_s)
+            for inst in ready:
+                assert inst.cluster_id is not None
+                busy[inst.cluster_id] = share
         self.rows.append(self.cs.tick(end_s, busy))
         self._absorb_placed()
         for rt in sim.services.values():

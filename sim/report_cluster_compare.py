@@ -232,13 +232,14 @@ def cluster_table(variants: list[ClusterVariant]) -> Table:
     )
     return Table(
         "Machines and batch work by variant",
-        ("variant", "machines", "mean CPU", "node cost", "batch done (core-h)",
-         "batch lost (core-h)", "slowdown mean / p95", "preemptions", "pending (inst-s)"),
+        ("variant", "machines", "mean CPU", "node cost", "batch done", "batch lost",
+         "slowdown", "preemptions", "pending"),
         rows, ("l", *("r",) * 8),
         note="Machines: most nodes billed at once. Node cost: node-hours x price, the run's "
-             "cost. Batch done: completed or kept by a checkpoint; lost: progress preemption "
-             "threw away. Slowdown: (completion - submission) / run time at full speed, over "
-             "completed jobs. Pending: online instance-seconds spent waiting for a node.",
+             "cost. Batch done: core-hours completed or kept by a checkpoint; lost: "
+             "core-hours of progress preemption threw away. Slowdown: mean / p95 of "
+             "(completion - submission) / run time at full speed, over completed jobs. "
+             "Pending: online instance-seconds spent waiting for a node.",
         anchor="cluster-variants",
     )
 

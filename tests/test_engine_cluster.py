@@ -106,3 +106,23 @@ def test_pending_instances_boot_once_a_node_is_provisioned(tmp_path: Path) -> No
     assert summary["cluster"]["nodes_max"] == 2
     assert summary["cluster"]["pending_max"] == 2
     assert summary["cost"]["basis"] == "nodes"
+
+
+def test_cluster_cpu_counts_the_online_busy_cores_of_every_tick(tmp_path: Path) -> None:
+    """cpu_utilization x ready cores - batch cores = the online services' busy cores, from
+    timeseries.csv (busy workers / workers x cores per instance), on every tick."""
+    scenario = colocation(900.0)
+    result = simulate(scenario, variant="colocated")
+    result.write(tmp_path)
+    cluster = list(csv.DictReader((tmp_path / "cluster.csv").open()))
+    series = list(csv.DictReader((tmp_path / "timeseries.csv").open()))
+    specs = scenario.services
+    online_busy: dict[float, float] = {}
+    for row in series:
+        spec = specs[row["service"]]
+        online_busy[float(row["t_s"])] = online_busy.get(float(row["t_s"]), 0.0) + (
+            float(row["busy_workers"]) / spec.workers * spec.resources.cores)
+    for row in cluster[:-1]:
+        ready_cores = int(row["nodes_ready"]) * 32
+        seen = float(row["cpu_utilization"]) * ready_cores - float(row["batch_cores"])
+        assert seen == pytest.approx(online_busy[float(row["t_s"])], rel=0.02, abs=0.05)
