@@ -168,22 +168,34 @@ def scrape(sim: Simulation, rt: ServiceRuntime, t0_s: float, t1_s: float) -> Sam
     capacity = float(acc.capacity_ws[lo:hi].sum())
     queue = float(acc.queue_ws[lo:hi].sum())
     attempts = float(acc.arrivals[lo:hi].sum() + acc.retries[lo:hi].sum())
-    ready = rt.ready_count
     acc.close_ticks(t1_s, sim.tick_s)
     first_tick = int(t0_s // sim.tick_s)
     last_tick = max(first_tick + 1, int(t1_s // sim.tick_s))
     recent = acc.tick_percentiles_ms[first_tick:last_tick]
     p95 = _nanmax(recent[:, 1]) if recent.size else None
     p99 = _nanmax(recent[:, 2]) if recent.size else None
-    per_ready = (lambda x: x / ready) if ready else (lambda _x: None)
+    return make_sample(busy, queue, capacity, attempts, span_s, rt.ready_count, p95, p99)
+
+
+def make_sample(
+    busy_worker_s: float, queued_request_s: float, ready_worker_s: float, attempts: float,
+    span_s: float, ready: int, p95_ms: float | None, p99_ms: float | None,
+) -> Sample:
+    """One scrape from the integrals over ``span_s`` seconds: utilization = busy / ready
+    worker-seconds; concurrency, queue and request rate per ready instance; total arrival
+    rate; latency percentiles as given. Used for the model and for the live shop alike."""
+
+    def per_ready(value: float) -> float | None:
+        return value / ready if ready else None
+
     return {
-        "utilization": busy / capacity if capacity > 0 else None,
-        "concurrency": per_ready((busy + queue) / span_s),
-        "queue": per_ready(queue / span_s),
+        "utilization": busy_worker_s / ready_worker_s if ready_worker_s > 0 else None,
+        "concurrency": per_ready((busy_worker_s + queued_request_s) / span_s),
+        "queue": per_ready(queued_request_s / span_s),
         "rps": per_ready(attempts / span_s),
         "arrival_rps": attempts / span_s,
-        "p95_ms": p95,
-        "p99_ms": p99,
+        "p95_ms": p95_ms,
+        "p99_ms": p99_ms,
     }
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 
 from loadtests.shop.app import Shop
 from loadtests.shop.metrics import ServiceSnapshot
-from sim.control import Controller, MetricWindow, Sample
+from sim.control import Controller, MetricWindow, Sample, make_sample
 from sim.policies.autoscaling import InstanceView, Observation, ServiceView
 from sim.scenario import Scenario
 from sim.servicetime import sampler_for
@@ -34,24 +34,13 @@ def sample_between(before: ServiceSnapshot, after: ServiceSnapshot) -> Sample:
     span_s = after.t_s - before.t_s
     if span_s <= 0:
         return {}
-    busy = after.busy_worker_s - before.busy_worker_s
-    queued = after.queued_request_s - before.queued_request_s
-    capacity = after.ready_worker_s - before.ready_worker_s
-    arrivals = after.arrivals_total - before.arrivals_total
-    ready = after.ready
-
-    def per_ready(value: float) -> float | None:
-        return value / ready if ready else None
-
-    return {
-        "utilization": busy / capacity if capacity > 0 else None,
-        "concurrency": per_ready((busy + queued) / span_s),
-        "queue": per_ready(queued / span_s),
-        "rps": per_ready(arrivals / span_s),
-        "arrival_rps": arrivals / span_s,
-        "p95_ms": after.p95_ms,
-        "p99_ms": after.p99_ms,
-    }
+    return make_sample(
+        after.busy_worker_s - before.busy_worker_s,
+        after.queued_request_s - before.queued_request_s,
+        after.ready_worker_s - before.ready_worker_s,
+        after.arrivals_total - before.arrivals_total,
+        span_s, after.ready, after.p95_ms, after.p99_ms,
+    )
 
 
 class LiveAutoscaler:
