@@ -140,7 +140,7 @@ def run(
     with user_errors():
         from sim.console import progress_bar, service_table, verdict_line
         from sim.loader import load_scenario
-        from sim.runner import run_scenario
+        from sim.runs import run_scenario
 
         scenario = load_scenario(file)
         console = _err() if as_json else _out()
@@ -174,9 +174,9 @@ def compare(
     """Run one scenario and seed under several policies; print and write a side-by-side
     comparison."""
     with user_errors():
-        from sim.compare import compare_variants, comparison_rows, variant_names
         from sim.console import cluster_table, comparison_table, progress_tasks
         from sim.loader import load_scenario
+        from sim.runs import compare_variants, comparison_rows, variant_names
 
         scenario = load_scenario(file)
         names = variant_names(scenario, policy or [])
@@ -193,8 +193,7 @@ def compare(
         machines = cluster_table(rows, "cluster: machines, utilization and batch work")
         if machines is not None:
             console.print(machines)
-        where = outcome.report_html or outcome.out_dir
-        console.print(f"report: {where}")
+        console.print(f"report: {outcome.report_html}")
 
 
 @app.command()
@@ -422,7 +421,7 @@ def loadtest(
         "--compare-sim", help="Also simulate the scaled scenario and compare.")] = False,
     arrivals: Annotated[str, typer.Option(help="Send times: poisson or paced.")] = "poisson",
     lag_threshold_ms: Annotated[float, typer.Option(
-        min=0, help="A send later than this counts as generator lag.")] = 25.0,
+        min=0, help="A send later than this counts as generator lag.")] = 50.0,
     window_s: Annotated[float | None, typer.Option(
         "--window", min=1, max=10, help="Measurement window, seconds.")] = None,
     max_users: Annotated[int, typer.Option(min=1, help="Most Locust users in total.")] = 2000,

@@ -1,5 +1,6 @@
-"""``peaksim compare``: one scenario and seed under several autoscaling (or colocation)
-variants, side by side."""
+"""Simulation runs as the CLI starts them: ``peaksim run`` (one scenario) and
+``peaksim compare`` (one scenario and seed under several autoscaling or colocation variants);
+each writes its run directory and report."""
 
 from __future__ import annotations
 
@@ -8,12 +9,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sim.engine import simulate
+from sim.engine import ProgressFn, simulate
 from sim.errors import PeaksimError
 from sim.runio import new_run_dir
 from sim.scenario import Scenario
 
 ProgressFactory = Callable[[str], Callable[[float], None] | None]
+
+@dataclass(frozen=True)
+class RunOutcome:
+    """Where a run was written and what it found."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    main_file: Path
+
+
+def run_scenario(
+    scenario: Scenario, *, seed: int | None = None, out: Path | None = None,
+    variant: str | None = None, progress: ProgressFn | None = None,
+) -> RunOutcome:
+    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files."""
+    result = simulate(scenario, variant=variant, seed=seed, progress=progress)
+    run_dir = new_run_dir(scenario.name, out)
+    result.write(run_dir)
+    return RunOutcome(run_dir, result.summary(), _write_report(run_dir))
+
+
+def _write_report(run_dir: Path) -> Path:
+    """Write the report files of ``run_dir``; return the path of report.html."""
+    from sim.report import write_report
+
+    return write_report(run_dir).html
 
 
 @dataclass(frozen=True)
@@ -24,7 +51,7 @@ class CompareOutcome:
     names: list[str]
     run_dirs: list[Path]
     summaries: list[dict[str, Any]]
-    report_html: Path | None
+    report_html: Path
 
 
 def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
@@ -65,11 +92,9 @@ def compare_variants(
     return CompareOutcome(out_dir, list(names), run_dirs, summaries, report_html)
 
 
-def _write_reports(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path | None:
-    try:
-        from sim.report import write_comparison_report, write_report
-    except ImportError:
-        return None
+def _write_reports(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path:
+    from sim.report import write_comparison_report, write_report
+
     for run_dir in run_dirs:
         write_report(run_dir)
     return write_comparison_report(out_dir, run_dirs, names).html
