@@ -433,8 +433,9 @@ def loadtest(
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
     with user_errors():
-        from loadtests.console import load_table, sim_table
+        from loadtests.gate import load_table
         from loadtests.runner import LoadTestConfig, run_loadtest
+        from loadtests.simcompare import sim_table
 
         config = LoadTestConfig(
             Path(file), host=host, local_shop=local_shop, time_scale=time_scale,

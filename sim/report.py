@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from sim.errors import RunDirError
@@ -65,7 +66,16 @@ def write_report(run_dir: Path, plots: Mapping[str, ReportPlot] = RUN_PLOTS) -> 
     """
     run = load_run(run_dir)
     verdict = judge(run)
-    doc = build_run_doc(run, verdict, plots)
+    junit_extra: Callable[[str], str] | None = None
+    if run.summary.kind == "loadtest":
+        # The load-test sections live with the load tester (which imports no Locust here).
+        from loadtests.report import generator_junit, plots_for, with_loadtest_sections
+
+        plots = plots_for(run, plots)
+        doc = with_loadtest_sections(build_run_doc(run, verdict, plots), run)
+        junit_extra = partial(generator_junit, run=run)
+    else:
+        doc = build_run_doc(run, verdict, plots)
     doc = with_plan_section(doc, run_dir)  # a `peaksim plan` run: its capacity plan table
     s = run.summary
     props = tuple((k, v) for k, v in (
@@ -77,7 +87,8 @@ def write_report(run_dir: Path, plots: Mapping[str, ReportPlot] = RUN_PLOTS) -> 
     met = verdict.met if verdict.objectives else None
     missed = tuple(line.text for line in doc.verdict if line.ok is False)
     machines = tuple(line.text for line in cluster_verdict_lines(run))
-    return _write(run_dir, doc, [suite], met, terminal_table(run, verdict), missed + machines)
+    return _write(run_dir, doc, [suite], met, terminal_table(run, verdict), missed + machines,
+                  junit_extra)
 
 
 def build_run_doc(
@@ -186,13 +197,15 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def _write(out_dir: Path, doc: ReportDoc, suites: list[Suite], met: bool | None,
-           table: Table, terminal_lines: tuple[str, ...] = ()) -> ReportFiles:
+           table: Table, terminal_lines: tuple[str, ...] = (),
+           junit_extra: Callable[[str], str] | None = None) -> ReportFiles:
     plots = []
     for figure in (*doc.figures, *(f for s in doc.sections for f in s.figures)):
         atomic_write_bytes(out_dir / figure.filename, figure.png)
         plots.append(out_dir / figure.filename)
     html, markdown, junit = out_dir / HTML_FILE, out_dir / MARKDOWN_FILE, out_dir / JUNIT_FILE
-    atomic_write_text(junit, render_junit(suites))
+    junit_xml = render_junit(suites)
+    atomic_write_text(junit, junit_extra(junit_xml) if junit_extra else junit_xml)
     atomic_write_text(markdown, render_markdown(doc))
     # The HTML last: its presence means the whole report is there.
     atomic_write_text(html, render_html(doc))
