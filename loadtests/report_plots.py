@@ -6,43 +6,29 @@ import numpy as np
 from matplotlib.axes import Axes
 
 from sim.plots import (
-    clock_axis,
     empty_note,
     latency_axis,
     legend_outside,
-    new_figure,
     service_colour,
     service_title,
-    to_png_aligned,
 )
 from sim.report_data import RunData, ServiceSeries
+from sim.report_plots import centres, service_panels
 
 _PANEL_IN = 2.5
 _BEHIND_COLOUR = "#c00000"
-
-
-def _centres(series: ServiceSeries, tick_s: float) -> np.ndarray:
-    return series.t_s + tick_s / 2.0
 
 
 def _column(series: ServiceSeries, name: str) -> np.ndarray:
     return series[name] if series.has(name) else np.full(series.t_s.shape, np.nan)
 
 
-def _finish(run: RunData, axes: list[Axes], span_s: float | None = None) -> None:
-    for ax in axes:
-        ax.grid(True, alpha=0.3)
-    clock_axis(axes[-1], run.start_clock_s, span_s=(0.0, span_s or run.summary.duration_s))
-
-
 def plot_generator(run: RunData) -> bytes:
     """Target rate, sent rate and late-or-unsent sends per second, one panel per service."""
     names = run.services
     tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
-        x = _centres(series, tick)
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         colour = service_colour(name, names)
         ax.plot(x, _column(series, "target_rps"), color="#222222", lw=1.0, ls="--",
                 label="target (curve)")
@@ -58,18 +44,15 @@ def plot_generator(run: RunData) -> bytes:
         ax.set_ylabel("requests / s")
         ax.set_ylim(bottom=0)
         legend_outside(ax)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)
 
 
 def plot_corrected_vs_raw(run: RunData) -> bytes:
     """Per-window p99 from the intended send time (corrected) and from the actual send (raw)."""
     names = run.services
-    tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
-        x = _centres(series, tick)
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         colour = service_colour(name, names)
         corrected, raw = series["p99_ms"], _column(series, "raw_p99_ms")
         if np.all(np.isnan(corrected)):
@@ -80,29 +63,27 @@ def plot_corrected_vs_raw(run: RunData) -> bytes:
             latency_axis(ax)
             legend_outside(ax)
         service_title(ax, name, names)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)
 
 
 def plot_sim_overlay(run: RunData, sim_run: RunData) -> bytes:
     """Per-window p95 and p99: measured (solid) vs simulated (dashed), one panel per service."""
     names = run.services
-    tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         colour = service_colour(name, names)
         drawn = False
         for column, width in (("p95_ms", 1.0), ("p99_ms", 1.8)):
             label = column.removesuffix("_ms")
             if not np.all(np.isnan(series[column])):
-                ax.plot(_centres(series, tick), series[column], color=colour, lw=width,
+                ax.plot(x, series[column], color=colour, lw=width,
                         label=f"{label} load test")
                 drawn = True
             if name in sim_run.series:
                 sim_series = sim_run.series[name]
                 if not np.all(np.isnan(sim_series[column])):
-                    ax.plot(_centres(sim_series, sim_run.summary.tick_s), sim_series[column],
+                    ax.plot(centres(sim_series, sim_run.summary.tick_s), sim_series[column],
                             color="#222222", lw=width, ls="--", label=f"{label} simulator")
                     drawn = True
         if drawn:
@@ -111,5 +92,5 @@ def plot_sim_overlay(run: RunData, sim_run: RunData) -> bytes:
         else:
             empty_note(ax, "no request completed")
         service_title(ax, name, names)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)

@@ -73,15 +73,30 @@ def has_columns(*columns: str) -> Callable[[RunData], bool]:
     return lambda run: needed <= run.columns
 
 
-def _centres(series: ServiceSeries, tick_s: float) -> np.ndarray:
+def centres(series: ServiceSeries, tick_s: float) -> np.ndarray:
     """Values describe whole ticks; drawing them at the tick centre keeps peaks in place."""
     return series.t_s + tick_s / 2.0
 
 
-def _finish(run: RunData, axes: list[Axes]) -> None:
+def finish_axes(run: RunData, axes: list[Axes], span_s: float | None = None) -> None:
+    """Grid on every panel and the clock axis (t=0 .. the run's end) on the last one."""
     for ax in axes:
         ax.grid(True, alpha=0.3)
-    clock_axis(axes[-1], run.start_clock_s, span_s=(0.0, run.summary.duration_s))
+    clock_axis(axes[-1], run.start_clock_s, span_s=(0.0, span_s or run.summary.duration_s))
+
+
+PanelDraw = Callable[[Axes, str, ServiceSeries, np.ndarray], None]
+"""Fills one service's panel: ``draw(ax, service, series, x)`` with x the tick centres."""
+
+
+def service_panels(run: RunData, draw: PanelDraw, span_s: float | None = None) -> bytes:
+    """A figure of one panel per service sharing the time axis, drawn by ``draw``."""
+    fig, axes = new_figure(len(run.services), _PANEL_IN)
+    for ax, name in zip(axes, run.services, strict=True):
+        series = run.series[name]
+        draw(ax, name, series, centres(series, run.summary.tick_s))
+    finish_axes(run, axes, span_s)
+    return to_png_aligned(fig)
 
 
 def _per_second(ax: Axes) -> None:
@@ -95,10 +110,8 @@ def plot_traffic(run: RunData) -> bytes:
     """Offered vs served vs capacity, one panel per service."""
     names = run.services
     tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
-        x = _centres(series, tick)
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         capacity, exact = capacity_rps(run, name)
         ax.plot(x, series["offered_rps"], color=service_colour(name, names), lw=1.8,
                 label="offered")
@@ -111,18 +124,16 @@ def plot_traffic(run: RunData) -> bytes:
         ax.set_ylabel("requests / s")
         _per_second(ax)
         legend_outside(ax)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)
 
 
 def plot_instances(run: RunData) -> bytes:
     """Ready instances with booting ones stacked on top, and the desired count."""
     names = run.services
     tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
-        x = _centres(series, tick)
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         ready, booting = series["instances_ready"], series["instances_booting"]
         colour = service_colour(name, names)
         ax.fill_between(x, 0, ready, color=colour, alpha=0.25, lw=0)
@@ -135,18 +146,16 @@ def plot_instances(run: RunData) -> bytes:
         ax.set_ylabel("instances")
         ax.set_ylim(bottom=0)
         legend_outside(ax)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)
 
 
 def plot_latency(run: RunData) -> bytes:
     """p50/p95/p99 per tick on a log axis, the SLO targets, and the ticks above them shaded."""
     names = run.services
     tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
-        x = _centres(series, tick)
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         colour = service_colour(name, names)
         for column, width, style in _LATENCY_COLUMNS:
             ax.plot(x, series[column], color=colour, lw=width, ls=style,
@@ -163,18 +172,16 @@ def plot_latency(run: RunData) -> bytes:
         service_title(ax, name, names)
         latency_axis(ax)
         legend_outside(ax)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)
 
 
 def plot_errors(run: RunData) -> bytes:
     """Lost attempts per second, stacked by cause."""
     names = run.services
     tick = run.summary.tick_s
-    fig, axes = new_figure(len(names), _PANEL_IN)
-    for ax, name in zip(axes, names, strict=True):
-        series = run.series[name]
-        x = _centres(series, tick)
+
+    def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         rates = [series[column] / tick for column, _, _ in _ERROR_KINDS]
         ax.stackplot(x, *rates, colors=[c for _, _, c in _ERROR_KINDS],
                      labels=[label for _, label, _ in _ERROR_KINDS], lw=0)
@@ -187,8 +194,8 @@ def plot_errors(run: RunData) -> bytes:
         ax.set_ylabel("attempts / s")
         _per_second(ax)
         legend_outside(ax)
-    _finish(run, axes)
-    return to_png_aligned(fig)
+
+    return service_panels(run, draw)
 
 
 def plot_utilization(run: RunData) -> bytes:
@@ -198,7 +205,7 @@ def plot_utilization(run: RunData) -> bytes:
     fig, axes = new_figure(2, 3.0)
     for name in names:
         series = run.series[name]
-        x = _centres(series, tick)
+        x = centres(series, tick)
         colour = service_colour(name, names)
         axes[0].plot(x, series["utilization"] * 100.0, color=colour, lw=1.4, label=name)
         axes[1].plot(x, series["in_queue"], color=colour, lw=1.4, label=name)
@@ -211,7 +218,7 @@ def plot_utilization(run: RunData) -> bytes:
     axes[1].set_ylim(bottom=0)
     for ax in axes:
         legend_outside(ax)
-    _finish(run, axes)
+    finish_axes(run, axes)
     return to_png_aligned(fig)
 
 
@@ -240,7 +247,7 @@ def plot_peak(run: RunData) -> bytes:
     fig, axes = new_grid(len(names), 2, 2.3)
     for row, name in enumerate(names):
         series = run.series[name]
-        x = _centres(series, tick)
+        x = centres(series, tick)
         inside = (x >= window[0] - tick) & (x <= window[1] + tick)
         colour = service_colour(name, names)
         rates, lat = axes[row, 0], axes[row, 1]
@@ -298,7 +305,7 @@ def plot_cost(run: RunData) -> bytes:
     ax.set_ylabel(f"cost ({run.currency})")
     ax.set_ylim(bottom=0)
     legend_outside(ax)
-    _finish(run, axes)
+    finish_axes(run, axes)
     return to_png_aligned(fig)
 
 
