@@ -424,12 +424,13 @@ def test_shipped_scenarios_conform_to_the_json_schema(
     validator.check_schema(document)
     for file in sorted(scenarios_dir.glob("*.yaml")):
         data = yaml.safe_load(file.read_text())
-        # The autoscaling and cluster sections have their own schemas and tests.
-        data.pop("autoscaling", None)
-        data.pop("cluster", None)
         assert list(validator.iter_errors(data)) == [], file
     bad = yaml.safe_load(edit(("seed: 1", "sede: 1")))
     assert any(re.search("sede", e.message) for e in validator.iter_errors(bad))
+    # a variant with a misspelt parameter is caught by the schema too (editors flag it)
+    typo = yaml.safe_load((scenarios_dir / "singles-day.yaml").read_text())
+    typo["autoscaling"]["variants"]["hpa"]["targt"] = 0.6
+    assert list(validator.iter_errors(typo)) != []
 
 
 # ------------------------------------------------------------------ property: never a traceback

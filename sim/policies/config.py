@@ -33,6 +33,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from sim.policies.hpa_config import HpaSettings
@@ -87,7 +88,8 @@ def _variant_tag(value: Any) -> str:
 Variant = Annotated[
     Union[  # noqa: UP007  (built from the registry at import time)
         tuple(Annotated[cls.Params, Tag(_tag(name))] for name, cls in POLICIES.items())
-        + (Annotated[_UnknownPolicy, Tag("Unknown")],)
+        # Not in the JSON Schema: it only exists to report unknown names with a suggestion.
+        + (Annotated[_UnknownPolicy, Tag("Unknown"), SkipJsonSchema()],)
     ],
     Discriminator(_variant_tag),
 ]
