@@ -27,6 +27,7 @@ from sim.servicetime import sampler_for
 from sim.traffic import TrafficModel
 
 if TYPE_CHECKING:
+    from sim.control import Controller
     from sim.result import RunResult
 
 _BATCH_ARRIVALS = 50_000  # arrivals per batch: large enough to amortise numpy overheads
@@ -96,7 +97,7 @@ class Simulation:
         self, scenario: Scenario, *, seed: int | None = None,
         instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
         time_scale: float = 1.0, progress: ProgressFn | None = None,
-        controller: Any | None = None,
+        controller: Controller | None = None,
         workload: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
         cluster_variant: str | None = None,
     ) -> None:
