@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.errors import RunDirError
-from sim.report_model import NO_VALUE
+from sim.report_model import NO_VALUE, ColumnSeries
 
 CLUSTER_FILE = "cluster.csv"
 """Per-tick cluster metrics of a colocation run (the engine's ``sim.result.CLUSTER_FILE``)."""
@@ -99,17 +98,8 @@ class ClusterRunSummary(_Open):
 
 
 @dataclass(frozen=True)
-class ClusterSeries:
+class ClusterSeries(ColumnSeries):
     """The columns of ``cluster.csv`` as float arrays aligned with ``t_s`` (tick starts)."""
-
-    t_s: np.ndarray
-    columns: Mapping[str, np.ndarray]
-
-    def __getitem__(self, column: str) -> np.ndarray:
-        return self.columns[column]
-
-    def has(self, column: str) -> bool:
-        return column in self.columns
 
     @property
     def ready_cores(self) -> np.ndarray:

@@ -26,6 +26,7 @@ from sim.report_cluster_data import (
     ClusterSeries,
     read_cluster_csv,
 )
+from sim.report_model import ColumnSeries
 from sim.units import parse_clock_s
 
 SUMMARY_FILE = "summary.json"
@@ -142,18 +143,8 @@ class RunSummary(_Open):
     """With a cluster, ``policy`` names the cluster policy and this the autoscaling one."""
 
 
-@dataclass(frozen=True)
-class ServiceSeries:
-    """Per-tick columns of one service, as float arrays aligned with ``t_s`` (NaN = empty)."""
-
-    t_s: np.ndarray
-    columns: Mapping[str, np.ndarray]
-
-    def __getitem__(self, column: str) -> np.ndarray:
-        return self.columns[column]
-
-    def has(self, column: str) -> bool:
-        return column in self.columns
+class ServiceSeries(ColumnSeries):
+    """Per-tick columns of one service from timeseries.csv."""
 
 
 @dataclass(frozen=True)

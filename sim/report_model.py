@@ -8,6 +8,7 @@ and Markdown writers only lay that document out, so both formats always say the 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -161,3 +162,18 @@ def _sig(value: float, digits: int) -> str:
     return str(np.format_float_positional(
         value, precision=digits, unique=True, fractional=False, trim="-"
     ))
+
+
+@dataclass(frozen=True)
+class ColumnSeries:
+    """Per-tick columns of a CSV as float arrays aligned with ``t_s`` (tick starts; NaN =
+    empty cell)."""
+
+    t_s: np.ndarray
+    columns: Mapping[str, np.ndarray]
+
+    def __getitem__(self, column: str) -> np.ndarray:
+        return self.columns[column]
+
+    def has(self, column: str) -> bool:
+        return column in self.columns
