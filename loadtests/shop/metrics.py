@@ -21,7 +21,7 @@ import math
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -201,19 +201,12 @@ class ShopMetrics:
             utilization = min(1.0, state.busy_workers / slots)
         else:
             utilization = 1.0 if state.busy_workers else 0.0
+        # the pool's state as it is, plus what the window measured
+        pool = {f.name: getattr(state, f.name) for f in fields(state)}
         return ServiceSnapshot(
-            service=state.service,
+            **pool,
             t_s=now_s - self.start_s,
             window_s=span_s,
-            desired=state.desired,
-            ready=state.ready,
-            booting=state.booting,
-            draining=state.draining,
-            min_instances=state.min_instances,
-            max_instances=state.max_instances,
-            workers_per_instance=state.workers_per_instance,
-            busy_workers=state.busy_workers,
-            queued=state.queued,
             utilization=utilization,
             arrival_rate_rps=int(counts[0]) / span_s if span_s else 0.0,
             completed_rps=by_outcome[Outcome.COMPLETED] / span_s if span_s else 0.0,
@@ -225,10 +218,6 @@ class ShopMetrics:
             p99_ms=_percentile_ms(latency, 0.99),
             arrivals_total=window.arrivals_total,
             completed_total=window.completed_total,
-            busy_worker_s=state.busy_worker_s,
-            queued_request_s=state.queued_request_s,
-            ready_worker_s=state.ready_worker_s,
-            instances=state.instances,
         )
 
     def render(self, states: Iterable[PoolState], now_s: float) -> str:
