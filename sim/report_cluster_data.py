@@ -15,7 +15,6 @@ the file, the line and the column.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from sim.errors import RunDirError
-from sim.report_model import NO_VALUE, ColumnSeries
+from sim.report_model import NO_VALUE, ColumnSeries, read_csv_records
 
 CLUSTER_FILE = "cluster.csv"
 """Per-tick cluster metrics of a colocation run (the engine's ``sim.result.CLUSTER_FILE``)."""
@@ -110,23 +109,9 @@ class ClusterSeries(ColumnSeries):
 def read_cluster_csv(path: Path) -> ClusterSeries:
     """Parse ``cluster.csv``; a missing column, a non-number or unordered ticks is a
     ``RunDirError`` naming the file (and the line and column)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise RunDirError(f"{path}: cannot read ({exc})") from None
-    if not rows:
-        raise RunDirError(f"{path}: empty (expected a header row: {', '.join(CLUSTER_COLUMNS)})")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in CLUSTER_COLUMNS if c not in header]
-    if missing:
-        raise RunDirError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    header, records = read_csv_records(path, CLUSTER_COLUMNS)
     values: dict[str, list[float]] = {c: [] for c in header}
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise RunDirError(f"{path}:{line_no}: {len(row)} fields, expected {len(header)}")
+    for line_no, row in records:
         for column, text in zip(header, row, strict=True):
             values[column].append(_number(path, line_no, column, text))
     if not values["t_s"]:

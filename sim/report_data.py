@@ -8,7 +8,6 @@ what was expected.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from sim.report_cluster_data import (
     ClusterSeries,
     read_cluster_csv,
 )
-from sim.report_model import ColumnSeries
+from sim.report_model import ColumnSeries, read_csv_records
 from sim.units import parse_clock_s
 
 SUMMARY_FILE = "summary.json"
@@ -222,30 +221,14 @@ def read_summary(path: Path) -> RunSummary:
 
 def read_timeseries(path: Path) -> tuple[dict[str, ServiceSeries], frozenset[str]]:
     """Parse ``timeseries.csv`` into one ``ServiceSeries`` per service."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            rows = list(csv.reader(handle))
-    except FileNotFoundError:
-        raise RunDirError(f"{path}: missing (expected the per-tick series, written by "
-                          f"'peaksim run')") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise RunDirError(f"{path}: cannot read ({exc})") from None
-    if not rows:
-        raise RunDirError(f"{path}: empty (expected a header row: {', '.join(REQUIRED_COLUMNS)})")
-    header = [h.strip() for h in rows[0]]
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise RunDirError(f"{path}:1: missing column(s) {', '.join(missing)}")
-    if len(rows) < 2:
+    header, records = read_csv_records(
+        path, REQUIRED_COLUMNS, "expected the per-tick series, written by 'peaksim run'")
+    if not records:
         raise RunDirError(f"{path}: no data rows (expected one row per tick per service)")
     numeric = [c for c in header if c != "service"]
     values: dict[str, dict[str, list[float]]] = {}
     service_at = header.index("service")
-    for line_no, row in enumerate(rows[1:], start=2):
-        if not row:
-            continue
-        if len(row) != len(header):
-            raise RunDirError(f"{path}:{line_no}: {len(row)} fields, expected {len(header)}")
+    for line_no, row in records:
         cells = dict(zip(header, row, strict=True))
         service = row[service_at].strip()
         if not service:

@@ -7,11 +7,15 @@ and Markdown writers only lay that document out, so both formats always say the 
 
 from __future__ import annotations
 
+import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
+
+from sim.errors import RunDirError
 
 MET = "met"
 """Cell text for an objective that held; writers style exactly this text."""
@@ -177,3 +181,34 @@ class ColumnSeries:
 
     def has(self, column: str) -> bool:
         return column in self.columns
+
+
+def read_csv_records(
+    path: Path, required: Sequence[str], missing_hint: str = "",
+) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header and the non-empty rows (with their 1-based line numbers) of a run
+    directory's CSV file. A file that cannot be read, is empty, lacks a ``required`` column or
+    has a row of the wrong length is a ``RunDirError`` naming the file (and line);
+    ``missing_hint`` says what writes the file, for a file that does not exist."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing{f' ({missing_hint})' if missing_hint else ''}"
+                          ) from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise RunDirError(f"{path}: cannot read ({exc})") from None
+    if not rows:
+        raise RunDirError(f"{path}: empty (expected a header row: {', '.join(required)})")
+    header = [h.strip() for h in rows[0]]
+    missing = [c for c in required if c not in header]
+    if missing:
+        raise RunDirError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    records = []
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != len(header):
+            raise RunDirError(f"{path}:{line_no}: {len(row)} fields, expected {len(header)}")
+        records.append((line_no, row))
+    return header, records
