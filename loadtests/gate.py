@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.table import Table
 
-from sim.report_model import fmt_ms, fmt_objective, fmt_pct, objective_label
+from sim.report import fmt_ms, fmt_objective, fmt_pct, objective_label
 
 EXIT_PASS = 0
 EXIT_SLO_MISSED = 1

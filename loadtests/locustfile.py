@@ -41,7 +41,7 @@ from loadtests.flows import REPLAY_ATTRIBUTE, BrowseUser, OrderUser, PaymentUser
 from loadtests.replay import DEFAULT_SCENARIO, START_LEAD_S, Replay, ReplayOptions
 from loadtests.schedule import ARRIVALS
 from loadtests.sizing import UserPlan
-from sim.loader import parse_scenario
+from sim.model import parse_scenario
 from sim.runio import new_run_dir
 
 __all__ = ["BrowseUser", "OpenModelShape", "OrderUser", "PaymentUser"]

@@ -36,7 +36,7 @@ COUNTERS = ("intended", "late", "dropped", "sent", "retries", "completed", "time
 
 
 def latency_bin(latency_ms: float) -> int:
-    """``sim.metrics.latency_bins`` for one value, without numpy (the per-request hot path)."""
+    """``sim.engine.latency_bins`` for one value, without numpy (the per-request hot path)."""
     ratio = max(latency_ms, HIST_LOW_MS) / HIST_LOW_MS
     return min(HIST_BINS - 1, max(0, int(math.floor(math.log(ratio) / _LOG_RATIO))))
 

@@ -22,10 +22,7 @@ from loadtests.recorder import Recorder
 from loadtests.schedule import ARRIVALS, Arrivals, SharedSchedule
 from loadtests.sizing import NETWORK_MS, SizingPolicy
 from sim.errors import LoadTestError
-from sim.loader import load_scenario
-from sim.scenario import Retries, Scenario
-from sim.servicetime import sampler_for
-from sim.traffic import TrafficModel
+from sim.model import Retries, Scenario, TrafficModel, load_scenario, sampler_for
 
 FLOWS = ("browse", "order", "payment")
 """Services the locustfile has a request flow for (shop endpoints /browse, /order, /pay)."""

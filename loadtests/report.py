@@ -1,6 +1,6 @@
 """The report of a load test: the simulator's run report plus the load test's own sections.
 
-``sim.report.write_report`` recognises a load test's run directory by its summary (``kind:
+``sim.report.writer.write_report`` recognises a load test's run directory by its summary (``kind:
 loadtest``) and builds its report from ``summary.json``, ``timeseries.csv`` (and ``sim/`` when
 ``--compare-sim`` ran) with what this module adds:
 
@@ -35,21 +35,24 @@ from loadtests.report_plots import (
 )
 from loadtests.simcompare import SIM_DIR
 from sim.errors import RunDirError
-from sim.report import ReportFiles, write_report
-from sim.report_data import RunData, load_run
-from sim.report_model import (
+from sim.report import (
     NO_VALUE,
+    RUN_PLOTS,
     DocSection,
     ReportDoc,
     ReportFigure,
+    ReportFiles,
+    ReportPlot,
+    RunData,
     Table,
     VerdictLine,
     fmt_count,
     fmt_ms,
     fmt_num,
     fmt_pct,
+    load_run,
+    write_report,
 )
-from sim.report_plots import RUN_PLOTS, ReportPlot
 
 POOL_PLOTS = ("instances", "utilization", "cost")
 """Plots that need the target's pool counts (from /healthz)."""
@@ -224,7 +227,28 @@ def generator_junit(junit_xml: str, run: RunData) -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
+class LoadTestReport:
+    """The load tester's ``sim.report.ReportExtension``: for runs of kind ``loadtest``, the
+    plots that apply without pool data, the load/generator, coordinated-omission and
+    sim-vs-real sections, and the generator JUnit suite."""
+
+    def applies(self, run: RunData) -> bool:
+        return run.summary.kind == "loadtest"
+
+    def plots(self, run: RunData, plots: Mapping[str, ReportPlot]) -> Mapping[str, ReportPlot]:
+        return plots_for(run, plots)
+
+    def sections(self, doc: ReportDoc, run: RunData) -> ReportDoc:
+        return with_loadtest_sections(doc, run)
+
+    def junit(self, junit_xml: str, run: RunData) -> str:
+        return generator_junit(junit_xml, run)
+
+
+REPORT_EXTENSIONS: tuple[LoadTestReport, ...] = (LoadTestReport(),)
+"""What ``sim.report.write_report``/``regenerate`` are given to report load tests."""
+
+
 def write_loadtest_report(run_dir: Path) -> ReportFiles:
-    """Rebuild the report files of a load test's run directory (``sim.report.write_report``
-    recognises the load test by its summary and adds the sections above)."""
-    return write_report(run_dir)
+    """Rebuild the report files of a load test's run directory."""
+    return write_report(run_dir, extensions=REPORT_EXTENSIONS)

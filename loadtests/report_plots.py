@@ -5,15 +5,17 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 
-from sim.plots import (
+from sim.report import (
+    RunData,
+    ServiceSeries,
+    centres,
     empty_note,
     latency_axis,
     legend_outside,
     service_colour,
+    service_panels,
     service_title,
 )
-from sim.report_data import RunData, ServiceSeries
-from sim.report_plots import centres, service_panels
 
 _PANEL_IN = 2.5
 _BEHIND_COLOUR = "#c00000"

@@ -36,7 +36,7 @@ class WindowHist:
             self.bins[index] = self.bins.get(index, 0) + int(count)
 
     def percentile(self, q: float) -> float | None:
-        """Nearest-rank ``q``-quantile (as ``sim.metrics.percentile_ms``), or None if empty."""
+        """Nearest-rank ``q``-quantile (as ``sim.engine.percentile_ms``), or None if empty."""
         if not self.bins:
             return None
         order = sorted(self.bins)

@@ -45,12 +45,9 @@ from loadtests.results import merge_results
 from loadtests.schedule import ARRIVALS
 from loadtests.summary import TIMESERIES_COLUMNS, RunFacts, build_summary, timeseries_rows
 from sim.errors import LoadTestError
-from sim.loader import load_scenario
+from sim.model import Scenario, TrafficModel, load_scenario, sampler_for
 from sim.report import ReportFiles
 from sim.runio import atomic_write_csv, atomic_write_json, new_run_dir
-from sim.scenario import Scenario
-from sim.servicetime import sampler_for
-from sim.traffic import TrafficModel
 
 MAX_SPAN_S = 6 * 3600.0
 """Longest load test (scaled seconds); longer replays are refused."""

@@ -31,7 +31,7 @@ from typing import Literal
 
 import numpy as np
 
-from sim.traffic import TrafficModel
+from sim.model import TrafficModel
 
 Arrivals = Literal["poisson", "paced"]
 ARRIVALS: tuple[Arrivals, ...] = ("poisson", "paced")

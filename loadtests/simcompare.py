@@ -29,9 +29,8 @@ from typing import Any
 from rich.table import Table
 
 from sim.engine import simulate
-from sim.report_model import fmt_ms, fmt_pct
-from sim.scenario import Scenario
-from sim.traffic import TrafficModel
+from sim.model import Scenario, TrafficModel
+from sim.report import fmt_ms, fmt_pct
 
 SIM_DIR = "sim"
 METRICS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("error_rate", None))

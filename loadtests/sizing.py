@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.traffic import TrafficModel
+from sim.model import TrafficModel
 
 NETWORK_MS = 2.0
 """Added to a service's mean service time for the latency prior (loopback HTTP overhead)."""

@@ -24,9 +24,7 @@ from loadtests.pools import POOL_COLUMNS
 from loadtests.replay import lag_verdict
 from loadtests.results import MergedResults, ServiceResults
 from sim import __version__
-from sim.scenario import Scenario
-from sim.slo import evaluate_slo
-from sim.traffic import TrafficModel
+from sim.model import Scenario, TrafficModel, evaluate_slo
 
 TIMESERIES_COLUMNS = (
     "t_s", "service", "arrivals", "retries", "completed", "waited", "timed_out", "shed", "failed",

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sim.batch import BATCH_TASK_COLUMNS  # noqa: E402  (after the path set-up)
+from sim.model import BATCH_TASK_COLUMNS  # noqa: E402  (after the path set-up)
 from sim.units import parse_duration_s  # noqa: E402
 
 DEFAULT_OUT = ROOT / "scenarios" / "data" / "batch-sample.csv"

@@ -17,12 +17,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from sim.engine import Simulation
-from sim.loader import parse_scenario
-from sim.oracle import simulate_oracle
-from sim.scenario import Scenario
-from sim.servicetime import sampler_for
-from sim.traffic import TrafficModel
+from sim.engine import Simulation, simulate_oracle
+from sim.model import Scenario, TrafficModel, parse_scenario, sampler_for
 
 _BENCH_YAML = """
 name: bench
@@ -111,7 +107,7 @@ def run_bench(duration_s: float = 300.0, naive_share: float = 0.25,
 def _child_rss_mb(duration_s: float) -> float:
     """Peak RSS (MB) of a fresh process that simulates the bench scenario end to end."""
     code = ("from sim.bench import bench_scenario, peak_rss_mb; "
-            "from sim.engine import Simulation; "
+            "from sim.engine.simulation import Simulation; "
             f"Simulation(bench_scenario({duration_s})).run(); "
             "print(peak_rss_mb())")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -74,7 +74,7 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
 ) -> None:
     """Check scenario files; print one line per problem (exit 2 if any file is invalid)."""
-    from sim.loader import load_scenario
+    from sim.model import load_scenario
 
     bad = 0
     for file in files:
@@ -93,7 +93,7 @@ def validate(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of scenario files (for editors and CI linting)."""
-    from sim.scenario import Scenario
+    from sim.model import Scenario
 
     document = Scenario.model_json_schema()
     document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
@@ -111,8 +111,8 @@ def curve(
 ) -> None:
     """Write the scenario's traffic curve (traffic.csv, traffic.png) and print its peaks."""
     with user_errors():
-        from sim.curve import write_curve
-        from sim.loader import load_scenario
+        from sim.model import load_scenario
+        from sim.report import write_curve
 
         scenario = load_scenario(file)
         result = write_curve(scenario, out, log, rate_scale, time_scale)
@@ -139,7 +139,7 @@ def run(
     """Simulate a scenario; write summary.json, timeseries.csv and the report."""
     with user_errors():
         from sim.console import progress_bar, service_table, verdict_line
-        from sim.loader import load_scenario
+        from sim.model import load_scenario
         from sim.runs import run_scenario
 
         scenario = load_scenario(file)
@@ -175,7 +175,7 @@ def compare(
     comparison."""
     with user_errors():
         from sim.console import cluster_table, comparison_table, progress_tasks
-        from sim.loader import load_scenario
+        from sim.model import load_scenario
         from sim.runs import compare_variants, comparison_rows, variant_names
 
         scenario = load_scenario(file)
@@ -244,9 +244,10 @@ def report(
     from rich.markup import escape
 
     with user_errors():
+        from loadtests.report import REPORT_EXTENSIONS
         from sim.report import regenerate
 
-        files = regenerate(run_dir)
+        files = regenerate(run_dir, extensions=REPORT_EXTENSIONS)
     mark = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[bold]NO SLO[/]"}
     console = _out()
     console.print(f"{mark[files.met]} {escape(files.headline)}")
@@ -310,7 +311,7 @@ def shop(
             _out().print("ok: no violations", markup=False)
             return
         from loadtests.shop import ShopHandle, default_db_path, run_shop
-        from sim.loader import load_scenario
+        from sim.model import load_scenario
 
         scenario = load_scenario(file)
 
@@ -322,7 +323,7 @@ def shop(
         background = []
         if autoscale is not None:
             from loadtests.shop.autoscale import LiveAutoscaler
-            from sim.control import build_controller
+            from sim.engine import build_controller
 
             controller, _name = build_controller(scenario, autoscale, fixed=False)
             if controller is None:
@@ -355,9 +356,9 @@ def plan(
     with user_errors():
         from rich.markup import escape
 
-        from sim.loader import load_scenario
-        from sim.plan import plan_scenario
-        from sim.plan_report import plan_table
+        from sim.model import load_scenario
+        from sim.report import plan_table
+        from sim.runs import plan_scenario
 
         scenario = load_scenario(file)
         console = _err() if as_json else _out()

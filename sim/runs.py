@@ -1,6 +1,6 @@
-"""Simulation runs as the CLI starts them: ``peaksim run`` (one scenario) and
-``peaksim compare`` (one scenario and seed under several autoscaling or colocation variants);
-each writes its run directory and report."""
+"""Simulation runs as the CLI starts them: ``peaksim run`` (one scenario), ``peaksim compare``
+(one scenario and seed under several autoscaling or colocation variants) and ``peaksim plan``
+(a capacity plan and its confirming run); each writes its run directory and report."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from typing import Any
 
 from sim.engine import ProgressFn, simulate
 from sim.errors import PeaksimError
-from sim.runio import new_run_dir
-from sim.scenario import Scenario
+from sim.model import Scenario
+from sim.plan import DEFAULT_HEADROOM, DEFAULT_MARGIN_S, PLAN_FILE, Plan, make_plan
+from sim.runio import atomic_write_json, new_run_dir
 
 ProgressFactory = Callable[[str], Callable[[float], None] | None]
 
@@ -41,6 +42,30 @@ def _write_report(run_dir: Path) -> Path:
     from sim.report import write_report
 
     return write_report(run_dir).html
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """A plan and where it was written."""
+
+    plan: Plan
+    run_dir: Path
+    report_html: Path | None
+
+
+def plan_scenario(
+    scenario: Scenario, *, headroom: float = DEFAULT_HEADROOM,
+    margin_s: float = DEFAULT_MARGIN_S, seed: int | None = None, out: Path | None = None,
+    on_trial: Callable[[str], None] | None = None,
+) -> PlanOutcome:
+    """Plan ``scenario`` and write the run directory: the confirming whole-run simulation of the
+    recommended counts (summary.json, timeseries.csv), plan.json and the report."""
+    plan, result = make_plan(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
+                             on_trial=on_trial)
+    run_dir = new_run_dir(scenario.name, out, kind="plan")
+    result.write(run_dir)
+    atomic_write_json(run_dir / PLAN_FILE, plan.to_json())
+    return PlanOutcome(plan, run_dir, _write_report(run_dir))
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sim.loader import parse_scenario
-from sim.scenario import Scenario
+from sim.model import Scenario, parse_scenario
 
 
 def single_service(

@@ -10,12 +10,14 @@ import yaml
 from pydantic import ValidationError
 
 from sim.errors import ScenarioError
-from sim.loader import parse_scenario
-from sim.policies.autoscaling import PolicyContext, PolicyError, ServiceInfo
-from sim.policies.config import AutoscalingSection, check_autoscaling
-from sim.policies.hpa import TargetTrackingPolicy
-from sim.policies.registry import build_policy
-from sim.scenario import Service
+from sim.model import AutoscalingSection, Service, check_autoscaling, parse_scenario
+from sim.policies.autoscaling import (
+    PolicyContext,
+    PolicyError,
+    ServiceInfo,
+    TargetTrackingPolicy,
+    build_policy,
+)
 
 SERVICES = {
     "browse": Service.model_validate({

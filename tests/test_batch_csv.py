@@ -9,9 +9,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.batch import BATCH_TASK_COLUMNS, Workload, load_workload, read_batch_task_csv
-from sim.batch_config import BatchWorkload
 from sim.errors import ScenarioError
+from sim.model import (
+    BATCH_TASK_COLUMNS,
+    BatchWorkload,
+    Workload,
+    load_workload,
+    read_batch_task_csv,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "scenarios" / "data" / "batch-sample.csv"

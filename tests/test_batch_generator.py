@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from sim.batch import arrival_times_s, draw, generate_jobs
-from sim.batch_config import BatchGenerator, Dist
+from sim.model import BatchGenerator, Dist, arrival_times_s, draw, generate_jobs
 
 
 def generator(**fields: Any) -> BatchGenerator:

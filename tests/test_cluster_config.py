@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from sim.cluster_config import ClusterSection, check_cluster
+from sim.model import ClusterSection, check_cluster
 
 NODE = {"name": "std", "cores": 32, "memory_gb": 128, "count": 4}
 

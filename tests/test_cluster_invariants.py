@@ -10,9 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.batch import generate_jobs
-from sim.cluster_config import ClusterSection
-from sim.cluster_sim import ClusterSim
+from sim.cluster import ClusterSim
+from sim.model import ClusterSection, generate_jobs
 
 POLICIES: list[dict[str, Any]] = [
     {"name": "dedicated", "online": {"big": 2, "small": "all"}},

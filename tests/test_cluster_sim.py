@@ -9,9 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.batch import BatchJob
-from sim.cluster_config import ClusterSection
-from sim.cluster_sim import ClusterSim
+from sim.cluster import ClusterSim
+from sim.model import BatchJob, ClusterSection
 
 
 def section(**overrides: Any) -> ClusterSection:
@@ -230,7 +229,7 @@ cluster:
 def test_from_scenario_builds_the_cluster_and_its_workload() -> None:
     from pathlib import Path
 
-    from sim.loader import parse_scenario
+    from sim.model import parse_scenario
 
     scenarios = Path(__file__).resolve().parent.parent / "scenarios"
     scenario = parse_scenario(SCENARIO, "colo.yaml", base_dir=str(scenarios))

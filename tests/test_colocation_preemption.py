@@ -9,11 +9,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from sim.batch import BatchJob
-from sim.cluster_config import ClusterSection
-from sim.cluster_sim import ClusterSim
-from sim.cluster_state import Container
-from sim.policies.colocation import choose_throttle, choose_victims, preemption_order
+from sim.cluster import ClusterSim
+from sim.model import BatchJob, ClusterSection
+from sim.policies.colocation import Container, choose_throttle, choose_victims, preemption_order
 
 
 def batch(cid: int, mcpu: int, priority: int, started_s: float, mem_mb: int = 1024) -> Container:

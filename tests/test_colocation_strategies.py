@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from sim.cluster_config import POLICY_NAMES, STRATEGY_NAMES, ClusterSection
-from sim.cluster_sim import ClusterSim
+from sim.cluster import ClusterSim
+from sim.model import POLICY_NAMES, STRATEGY_NAMES, ClusterSection
 from sim.policies.colocation import COLOCATION_POLICIES, PLACEMENT_STRATEGIES, Demand, Room
 
 GB = 1024
@@ -94,7 +94,7 @@ def test_instances_land_where_each_strategy_says(strategy: str, expected: list[i
 @pytest.mark.parametrize(("strategy", "expected"), [
     ("first_fit", [0, 0, 1]), ("best_fit", [1, 0, 0]), ("spread", [0, 1, 0])])
 def test_batch_containers_follow_the_batch_strategy(strategy: str, expected: list[int]) -> None:
-    from sim.batch import BatchJob
+    from sim.model import BatchJob
 
     section = cluster(strategy, "colocated").section
     jobs = [BatchJob(f"j{i}", float(i), 1, 3.0, 4.0, 1000.0) for i in range(3)]

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sim.engine import simulate
-from sim.queueing import mmc_mean_response_s
+from sim.plan import mmc_mean_response_s
 from tests.scenario_factory import single_service
 
 EXP100 = "{dist: exponential, mean_ms: 100}"

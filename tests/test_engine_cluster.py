@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sim.engine import Simulation, simulate
-from sim.loader import load_scenario, parse_scenario
+from sim.model import load_scenario, parse_scenario
 
 
 def colocation(duration_s: float = 900.0):

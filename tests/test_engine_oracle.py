@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.oracle import simulate_oracle
-from sim.plane_state import Chooser
-from sim.pool import GeneralBatch, Queue, serve_fast, serve_general
+from sim.engine import Chooser, GeneralBatch, Queue, serve_fast, serve_general, simulate_oracle
 
 
 def workload(seed: int, n: int, rate_rps: float, mean_service_s: float):

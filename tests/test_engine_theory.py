@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from sim.engine import simulate
-from sim.loader import load_scenario
-from sim.queueing import (
+from sim.model import load_scenario
+from sim.plan import (
     erlang_c,
     mg1_mean_wait_s,
     mmc_mean_response_s,

@@ -29,9 +29,8 @@ from loadtests.sizing import (
     users_needed,
 )
 from loadtests.summary import rate_tolerance
-from sim.loader import parse_scenario
 from sim.metrics import latency_bins
-from sim.traffic import TrafficModel
+from sim.model import TrafficModel, parse_scenario
 
 
 def _traffic(rps_start: float, rps_end: float, duration_s: float = 100.0) -> TrafficModel:

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.engine import simulate
-from sim.loader import load_scenario
-from sim.queueing import erlang_c
+from sim.model import load_scenario
+from sim.plan import erlang_c
 
 # api: 2 workers per instance, exponential 50 ms, 20 rps until 11:10, a ramp to 150 rps by
 # 11:12, held until 11:17, down to 30 rps by 11:20. batch has no SLO.

@@ -18,23 +18,19 @@ import math
 import numpy as np
 import pytest
 
-from sim.loader import parse_scenario
-from sim.plan_estimate import (
+from sim.model import Objectives, Service, parse_scenario, sampler_for
+from sim.plan import (
     ServiceModel,
+    erlang_c,
     estimate_instances,
     max_rate_rps,
-    objective_holds,
-    service_time_grid_s,
-)
-from sim.queueing import (
-    erlang_c,
     mgc_mean_wait_s,
     mgc_response_quantile_s,
     mgc_response_survival,
     mmc_queue_at_least,
+    objective_holds,
+    service_time_grid_s,
 )
-from sim.scenario import Objectives, Service
-from sim.servicetime import sampler_for
 
 
 def exp_grid(mean_s: float, n: int = 4096) -> np.ndarray:

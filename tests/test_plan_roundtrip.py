@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from sim.engine import simulate
-from sim.loader import load_scenario
+from sim.model import load_scenario
 from sim.plan import make_plan
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from sim.loader import parse_scenario
-from sim.plan_search import CountSearch
-from sim.queueing import mmc_mean_response_s
+from sim.model import parse_scenario
+from sim.plan import CountSearch, mmc_mean_response_s
 
 SCENARIO = """
 name: boundary

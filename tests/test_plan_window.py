@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.loader import load_scenario, parse_scenario
-from sim.plan_window import HALF_PEAK, LEAD_S, MAX_WINDOW_S, TAIL_S, peak_window
-from sim.scenario import Scenario
-from sim.traffic import TrafficModel
+from sim.model import Scenario, TrafficModel, load_scenario, parse_scenario
+from sim.plan import HALF_PEAK, LEAD_S, MAX_WINDOW_S, TAIL_S, peak_window
 
 
 def assert_same_curves(original: Scenario, start_s: float, copy: Scenario) -> None:

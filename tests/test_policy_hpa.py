@@ -18,9 +18,9 @@ from sim.policies.autoscaling import (
     PolicyContext,
     ServiceInfo,
     ServiceView,
+    TargetTrackingParams,
+    TargetTrackingPolicy,
 )
-from sim.policies.hpa import TargetTrackingPolicy
-from sim.policies.hpa_config import TargetTrackingParams
 
 OLD_S = 10_000.0  # an instance age well past boot and the CPU initialization period
 

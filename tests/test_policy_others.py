@@ -11,19 +11,21 @@ from typing import Any
 
 import pytest
 
+from sim.model import AutoscalingSection
 from sim.policies.autoscaling import (
+    POLICIES,
     AutoscalingPolicy,
+    HoltForecaster,
     InstanceView,
     Observation,
     PolicyContext,
     PolicyError,
+    PredictivePolicy,
+    SeasonalNaiveForecaster,
     ServiceInfo,
     ServiceView,
+    build_policy,
 )
-from sim.policies.config import AutoscalingSection
-from sim.policies.forecast import HoltForecaster, SeasonalNaiveForecaster
-from sim.policies.predictive import PredictivePolicy
-from sim.policies.registry import POLICIES, build_policy
 
 START_2300_S = 23 * 3600.0
 INFO = ServiceInfo(workers=10, min=0, max=200, initial=4, boot_s=30.0, mean_service_ms=100.0)

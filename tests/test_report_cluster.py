@@ -36,13 +36,18 @@ from test_report_rundir import (
 from typer.testing import CliRunner
 
 from sim.cli import app
-from sim.cluster_metrics import ClusterTick
+from sim.cluster import ClusterTick
 from sim.errors import RunDirError
-from sim.plots import BATCH_COLOUR, ONLINE_COLOUR
-from sim.report import write_comparison_report, write_report
-from sim.report_cluster_data import CLUSTER_COLUMNS
-from sim.report_data import load_run
-from sim.report_plots import CLUSTER_SECTION, RUN_PLOTS
+from sim.report import (
+    BATCH_COLOUR,
+    CLUSTER_COLUMNS,
+    CLUSTER_SECTION,
+    ONLINE_COLOUR,
+    RUN_PLOTS,
+    load_run,
+    write_comparison_report,
+    write_report,
+)
 
 CLUSTER_PLOTS = ["cluster_cores", "cluster_nodes", "cluster_utilization", "cluster_batch"]
 MACHINES_SENTENCE = ("cluster (policy colocated): 5 machines, 53.6% mean CPU, 0.967 USD node "
@@ -219,7 +224,7 @@ def test_a_bad_cluster_csv_names_line_and_column(tmp_path: Path) -> None:
 
 def test_report_of_a_real_colocation_run(tmp_path: Path) -> None:
     from sim.engine import simulate
-    from sim.loader import load_scenario
+    from sim.model import load_scenario
 
     scenario = load_scenario("scenarios/colocation.yaml").model_copy(
         update={"duration_s": 600.0})

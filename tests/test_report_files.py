@@ -19,10 +19,7 @@ from test_report_rundir import (
 from typer.testing import CliRunner
 
 from sim.cli import app
-from sim.plots import new_figure, to_png
-from sim.report import write_report
-from sim.report_data import RunData
-from sim.report_plots import RUN_PLOTS, ReportPlot, has_columns
+from sim.report import RUN_PLOTS, ReportPlot, RunData, has_columns, new_figure, to_png, write_report
 
 MISSED_P99 = "browse missed its p99 SLO between 00:00:30 and 00:04:10: p99 reached 2.1 s"
 

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.errors import RunDirError
-from sim.report_data import REQUIRED_COLUMNS, load_run
+from sim.report import REQUIRED_COLUMNS, load_run
 
 TICK_S = 10.0
 TICKS = 60

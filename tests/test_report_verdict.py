@@ -14,10 +14,17 @@ from test_report_rundir import (
     write_synthetic_run,
 )
 
-from sim.report_data import load_run
-from sim.report_derive import Window, capacity_rps, cumulative_cost, miss_windows
-from sim.report_model import fmt_ms, fmt_pct
-from sim.report_verdict import judge, when
+from sim.report import (
+    Window,
+    capacity_rps,
+    cumulative_cost,
+    fmt_ms,
+    fmt_pct,
+    judge,
+    load_run,
+    miss_windows,
+    when,
+)
 
 
 def test_miss_windows_merge_short_gaps_only() -> None:

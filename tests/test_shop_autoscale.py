@@ -10,8 +10,8 @@ import aiohttp
 from loadtests.shop import running_shop
 from loadtests.shop.autoscale import LiveAutoscaler, sample_between
 from loadtests.shop.metrics import ServiceSnapshot
-from sim.control import build_controller
-from sim.loader import parse_scenario
+from sim.engine import build_controller
+from sim.model import parse_scenario
 
 SCENARIO = """
 name: live

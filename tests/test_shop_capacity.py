@@ -1,6 +1,6 @@
 """Capacity emulation of the reference shop: slots, FCFS queue, shedding, timeouts, scaling.
 
-Each expectation is derived by hand from the simulator's semantics (sim.scenario.Service):
+Each expectation is derived by hand from the simulator's semantics (sim.model.Service):
 with constant service times every request's fate is fixed by its arrival order.
 """
 
@@ -14,8 +14,7 @@ from test_shop_support import BOUND_S, run
 
 from loadtests.shop.capacity import ServicePool
 from loadtests.shop.outcomes import Outcome, ScaleError, Served
-from sim.scenario import Service
-from sim.servicetime import sampler_for
+from sim.model import Service, sampler_for
 
 
 def make_pool(seed: int = 1, **fields: Any) -> ServicePool:

@@ -13,7 +13,7 @@ import aiohttp
 import yaml
 
 from loadtests.shop import ShopConfig, ShopHandle, running_shop
-from sim.loader import load_scenario
+from sim.model import load_scenario
 
 T = TypeVar("T")
 

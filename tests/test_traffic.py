@@ -11,9 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sim.loader import load_scenario, parse_scenario
-from sim.scenario import Scenario
-from sim.traffic import TrafficModel
+from sim.model import Scenario, TrafficModel, load_scenario, parse_scenario
 
 SERVICES = """\
 services:

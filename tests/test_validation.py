@@ -20,10 +20,7 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from sim.cli import app
-from sim.loader import load_scenario, parse_scenario
-from sim.scenario import Scenario
-from sim.servicetime import sampler_for
-from sim.traffic import TrafficModel
+from sim.model import Scenario, TrafficModel, load_scenario, parse_scenario, sampler_for
 
 BASE = """\
 name: shop

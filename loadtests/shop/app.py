@@ -27,8 +27,7 @@ from loadtests.shop.capacity import ServicePool
 from loadtests.shop.metrics import ServiceSnapshot, ShopMetrics
 from loadtests.shop.outcomes import Outcome, PoolState, ScaleError
 from loadtests.shop.store import Order, OrderLine, PayResult, PayStatus, Store
-from sim.scenario import Scenario
-from sim.servicetime import sampler_for
+from sim.model import Scenario, sampler_for
 
 log = logging.getLogger("peaksim.shop")
 

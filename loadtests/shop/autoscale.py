@@ -19,10 +19,9 @@ from collections.abc import Callable, Mapping
 
 from loadtests.shop.app import Shop
 from loadtests.shop.metrics import ServiceSnapshot
-from sim.control import Controller, MetricWindow, Sample, make_sample
+from sim.engine import Controller, MetricWindow, Sample, make_sample
+from sim.model import Scenario, sampler_for
 from sim.policies.autoscaling import InstanceView, Observation, ServiceView
-from sim.scenario import Scenario
-from sim.servicetime import sampler_for
 
 LOG = logging.getLogger("peaksim.shop.autoscale")
 

@@ -1,6 +1,6 @@
 """Capacity emulation: one scenario service as ``instances x workers`` slots, in real time.
 
-``ServicePool`` gives the reference shop the simulator's semantics (``sim.scenario.Service``):
+``ServicePool`` gives the reference shop the simulator's semantics (``sim.model.scenario.Service``):
 
 - A request takes a free worker slot at once if no one is waiting, otherwise it joins a FCFS
   queue. Balancer ``least_outstanding`` keeps one shared queue for the whole service (a free slot
@@ -49,8 +49,7 @@ from loadtests.shop.outcomes import (
     ScaleError,
     Served,
 )
-from sim.scenario import Service
-from sim.servicetime import Sampler
+from sim.model import Sampler, Service
 
 T = TypeVar("T")
 

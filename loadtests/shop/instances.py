@@ -10,7 +10,7 @@ from collections import deque
 
 import numpy as np
 
-from sim.servicetime import Sampler
+from sim.model import Sampler
 
 
 class Phase(enum.Enum):

@@ -25,8 +25,8 @@ from aiohttp import web
 from loadtests.shop.app import Shop, ShopConfig
 from loadtests.shop.store import Store
 from sim.errors import PeaksimError
+from sim.model import Scenario
 from sim.runio import new_run_dir
-from sim.scenario import Scenario
 
 DB_FILE = "shop.db"
 

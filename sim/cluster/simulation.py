@@ -1,0 +1,388 @@
+"""``ClusterSim``: the cluster model as the simulation engine drives it.
+
+No SimPy, no I/O, no randomness: the engine owns the clock and calls in with times that never
+go backwards. The API, in the order an engine uses it::
+
+    cs = ClusterSim.from_scenario(scenario, rng)        # or ClusterSim(section, services, jobs)
+    p = cs.request_instance("order", t_s)               # boot may start at t_s if p.node_id set;
+                                                        #   else it is pending
+    cs.stop_instance(p.instance_id, t_s)                # frees its room (or leaves the queue)
+    cs.advance(t_s)                                     # batch arrivals/completions, nodes
+                                                        #   provisioned or removed, up to t_s
+    for q in cs.take_placed(): ...                      # pending instances placed since the
+                                                        #   last call; boot starts at q.t_s
+    cs.next_event_s()                                   # when to call advance next (or None)
+    cs.inflation_factor(instance_id)                    # service-time multiplier now (>= 1)
+    row = cs.tick(t_end_s, busy_fractions)              # ClusterTick of the tick ending here;
+                                                        #   busy_fractions: instance id ->
+                                                        #   busy worker-s / (workers * tick_s)
+    cs.summary()                                        # ClusterSummary of the run so far
+
+An online request at time t is served before batch events at the same t. Batch containers run
+at full speed on the cores they hold (a throttled one at eff/requested speed) and count as fully
+busy for CPU utilization; an online instance counts ``cores x busy fraction``. Interference uses
+the node's utilization from the latest reported busy fractions (one tick behind).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from sim.cluster.batch_books import BatchBooks
+from sim.cluster.metrics import BatchAccounting, ClusterSummary, ClusterTick, Meter, Rates
+from sim.cluster.scheduler import Cluster
+from sim.model import (
+    BatchJob,
+    ClusterSection,
+    HasResources,
+    Workload,
+    load_workload,
+    node_cpu_utilization,
+)
+from sim.policies.colocation import MCPU_PER_CORE, Container, Node
+
+if TYPE_CHECKING:
+    from sim.model import Scenario
+
+_FINISH, _NODE_READY, _IDLE, _WAKE = range(4)
+
+
+@dataclass(frozen=True)
+class InstancePlacement:
+    """Where an online instance is: ``node_id`` None while pending. ``t_s`` is when it was
+    placed (its boot starts then); ``evicted``/``throttled`` count batch containers that
+    yielded for it."""
+
+    instance_id: int
+    service: str
+    node_id: int | None
+    node: str | None
+    t_s: float
+    evicted: int = 0
+    throttled: int = 0
+
+
+class ClusterSim:
+    """Nodes, online instances and a batch workload, stepped by the engine (module docstring).
+
+    ``services`` maps a service name to anything with ``resources.cores`` and
+    ``resources.memory_gb`` (a scenario ``Service``); ``jobs`` is the batch workload.
+    """
+
+    def __init__(
+        self, section: ClusterSection, services: Mapping[str, HasResources],
+        jobs: Workload | Sequence[BatchJob] = (), t0_s: float = 0.0,
+    ) -> None:
+        self.section = section
+        self.cluster = Cluster(section, t0_s)
+        self.now_s = t0_s
+        self._t0_s = t0_s
+        self._resources = {n: (s.resources.cores, s.resources.memory_gb)
+                           for n, s in services.items()}
+        job_list = jobs.jobs if isinstance(jobs, Workload) else tuple(jobs)
+        self._jobs = sorted(job_list, key=lambda j: j.submit_s)
+        self._next_job = 0
+        self._heap: list[tuple[float, int, int, int, int]] = []
+        self._seq = itertools.count()
+        self._instances: dict[int, Container] = {}
+        self._busy: dict[int, float] = {}
+        self._cores_of: dict[int, float] = {}
+        self._placed: list[InstancePlacement] = []
+        self._requesting: int | None = None
+        self.books = BatchBooks(self.cluster, section)
+        self.meter = Meter()
+        self._last_tick = (t0_s, Meter())
+        self._rates = self._measure()
+        for node in self.cluster.nodes.nodes.values():
+            self._schedule_idle(node, t0_s)
+        self._absorb(t0_s)
+
+    @classmethod
+    def from_scenario(
+        cls, scenario: Scenario, rng: np.random.Generator, variant: str | None = None
+    ) -> ClusterSim:
+        """The cluster of ``scenario`` (which must have a ``cluster`` section) as its
+        ``variant`` sees it; the batch workload is drawn or read now (``rng`` seeds a
+        generated one). Raises ``ScenarioError`` for an unusable batch CSV, ``KeyError`` for
+        an unknown variant."""
+        section: Any = scenario.cluster
+        if section is None:
+            raise ValueError(f"scenario {scenario.name!r} has no cluster section")
+        if not isinstance(section, ClusterSection):
+            section = ClusterSection.model_validate(section)
+        section = section.variant(variant)
+        jobs: Workload | tuple[()] = ()
+        if section.batch is not None:
+            jobs = load_workload(section.batch, scenario.base_dir, scenario.duration_s, rng)
+        return cls(section, scenario.services, jobs)
+
+    # ------------------------------------------------------------------ online instances
+    def request_instance(self, service: str, t_s: float) -> InstancePlacement:
+        """Ask for a node for a new instance of ``service`` at ``t_s``."""
+        self._run(t_s, inclusive=False)
+        cores, memory_gb = self._resources[service]
+        container = self.cluster.new_container("online", service, cores, memory_gb)
+        self._instances[container.cid] = container
+        self._cores_of[container.cid] = container.mcpu / MCPU_PER_CORE
+        result = self.cluster.place(container, t_s)
+        self._requesting = container.cid
+        self._absorb(t_s)
+        self._reconcile(t_s)
+        self._requesting = None
+        return self._placement(container, t_s, len(result.evicted), len(result.throttled))
+
+    def stop_instance(self, instance_id: int, t_s: float) -> None:
+        """The instance is gone (scaled in or failed): its room is free from ``t_s``."""
+        self._run(t_s, inclusive=False)
+        container = self._instances.pop(instance_id)
+        self._busy.pop(instance_id, None)
+        self.cluster.remove(container, t_s)
+        self._absorb(t_s)
+        self._reconcile(t_s)
+
+    def take_placed(self) -> list[InstancePlacement]:
+        """Pending instances that found a node since the last call, in placement order."""
+        placed, self._placed = self._placed, []
+        return placed
+
+    def pending_instances(self, service: str | None = None) -> int:
+        return sum(1 for c in self.cluster.pending if service is None or c.owner == service)
+
+    def node_utilization(self, instance_id: int) -> float:
+        """CPU utilization (0..1) of the instance's node; 0 while it is pending."""
+        node_id = self._instances[instance_id].node_id
+        if node_id is None:
+            return 0.0
+        node = self.cluster.nodes.nodes[node_id]
+        return node_cpu_utilization(node.mcpu, node.batch_mcpu, (
+            (c.mcpu, self._busy.get(c.cid, 0.0)) for c in node.online.values()))
+
+    def inflation_factor(self, instance_id: int) -> float:
+        """Service-time multiplier of the instance from its node's utilization."""
+        return self.section.interference.inflation_factor(self.node_utilization(instance_id))
+
+    # ------------------------------------------------------------------ time
+    def advance(self, to_t_s: float) -> None:
+        """Process every cluster event up to and including ``to_t_s``."""
+        self._run(to_t_s, inclusive=True)
+
+    def next_event_s(self) -> float | None:
+        """Time of the next cluster event (batch arrival or completion, node ready, idle-node
+        check, refill), or None."""
+        times = [self._heap[0][0]] if self._heap else []
+        if self._next_job < len(self._jobs):
+            times.append(max(self._t0_s, self._jobs[self._next_job].submit_s))
+        return min(times) if times else None
+
+    def _run(self, to_t_s: float, inclusive: bool) -> None:
+        if to_t_s < self.now_s:
+            raise ValueError(f"time went backwards: {to_t_s} < {self.now_s}")
+        while True:
+            t = self.next_event_s()
+            if t is None or t > to_t_s or (t == to_t_s and not inclusive):
+                break
+            self._move_to(t)
+            while self._next_job < len(self._jobs) and self._jobs[self._next_job].submit_s <= t:
+                self.books.arrive(self._jobs[self._next_job], t)
+                self._next_job += 1
+            while self._heap and self._heap[0][0] <= t:
+                _, _, kind, key, version = heapq.heappop(self._heap)
+                self._handle(kind, key, version, t)
+            self._absorb(t)
+            self._reconcile(t)
+        self._move_to(to_t_s)
+
+    def _push(self, t_s: float, kind: int, key: int = -1, version: int = 0) -> None:
+        heapq.heappush(self._heap, (t_s, next(self._seq), kind, key, version))
+
+    def _handle(self, kind: int, key: int, version: int, t_s: float) -> None:
+        if kind == _FINISH:
+            job = self.books.finish(key, version, t_s)
+            if job is not None:
+                self.meter.jobs_completed += 1
+                self.meter.slowdowns.append((t_s - job.job.submit_s) / job.job.duration_s)
+        elif kind == _NODE_READY:
+            node = self.cluster.nodes.nodes.get(key)
+            if node is not None:
+                self._schedule_idle(node, t_s)
+        elif kind == _IDLE:
+            self._maybe_remove(key, t_s)
+
+    def _move_to(self, t_s: float) -> None:
+        if t_s > self.now_s:
+            self.meter.add(t_s - self.now_s, self._rates)
+            self.now_s = t_s
+
+    def _measure(self) -> Rates:
+        nodes = self.cluster.nodes.nodes.values()
+        ready = [n for n in nodes if n.ready(self.now_s)]
+        rates = Rates(
+            nodes=len(nodes), nodes_ready=len(ready),
+            nodes_in_use=sum(1 for n in ready if not n.empty),
+            price_per_hour=sum(n.price_per_hour for n in nodes),
+            ready_cores=sum(n.mcpu for n in ready) / MCPU_PER_CORE,
+            online_cores=sum(n.online_mcpu for n in ready) / MCPU_PER_CORE,
+            batch_cores=sum(n.batch_mcpu for n in ready) / MCPU_PER_CORE,
+            pending=len(self.cluster.pending),
+        )
+        self.meter.observe(rates)
+        return rates
+
+    # ------------------------------------------------------------------ decisions
+    def _reconcile(self, t_s: float) -> None:
+        self.cluster.reconcile(t_s)
+        self._absorb(t_s)
+        if self._scale_up(t_s):
+            self.cluster.reconcile(t_s)
+            self._absorb(t_s)
+        self._rates = self._measure()
+
+    def _scale_up(self, t_s: float) -> bool:
+        """Ask for nodes for pending online instances not covered by nodes already on their
+        way; True if a node was ready at once (zero provisioning delay)."""
+        if not self.section.cluster_autoscaling.enabled or not self.cluster.pending:
+            return False
+        policy = self.cluster.policy
+        rooms = [[n.mcpu, n.mem_mb] for n in self.cluster.nodes.nodes.values()
+                 if not n.ready(t_s) and n.pool == policy.online_pool]
+        added: dict[str, int] = {}
+        for c in self.cluster.pending:
+            room = next((r for r in rooms if r[0] >= c.mcpu and r[1] >= c.mem_mb), None)
+            if room is None:
+                for node_type in policy.scale_up_types():
+                    count = self.cluster.count_of(node_type.name) + added.get(node_type.name, 0)
+                    fits = self.cluster.fits_type(node_type, c.mcpu, c.mem_mb)
+                    if count < node_type.max_count and fits:
+                        added[node_type.name] = added.get(node_type.name, 0) + 1
+                        room = [*self.cluster.capacity_of(node_type)]
+                        rooms.append(room)
+                        break
+            if room is not None:
+                room[0] -= c.mcpu
+                room[1] -= c.mem_mb
+        ready_now = False
+        for name, count in added.items():
+            node_type = self.section.node_type(name)
+            for _ in range(count):
+                node = self.cluster.add_node(node_type, policy.online_pool, t_s,
+                                             t_s + node_type.provision_s)
+                self._push(node.ready_s, _NODE_READY, node.node_id)
+                ready_now = ready_now or node.ready(t_s)
+        return ready_now
+
+    def _schedule_idle(self, node: Node, t_s: float) -> None:
+        if self.section.cluster_autoscaling.enabled:
+            self._push(t_s + self.section.cluster_autoscaling.scale_down_idle_s, _IDLE,
+                       node.node_id)
+
+    def _maybe_remove(self, node_id: int, t_s: float) -> None:
+        node = self.cluster.nodes.nodes.get(node_id)
+        idle_s = self.section.cluster_autoscaling.scale_down_idle_s
+        if node is None or not node.empty or node.empty_since_s is None or not node.ready(t_s):
+            return
+        if t_s - node.empty_since_s < idle_s - 1e-9:
+            return  # it was busy in between; a later check covers its new idle period
+        if self.cluster.count_of(node.type_name) > self.section.node_type(node.type_name).min_count:
+            self.cluster.remove_node(node)
+
+    # ------------------------------------------------------------------ batch books
+    def _absorb(self, t_s: float) -> None:
+        """Book what the cluster just did: evictions, starts, rate changes, placements."""
+        changes = self.cluster.take_changes()
+        for container in changes.evicted:
+            self.books.evict(container, t_s)
+        for container in (*changes.started, *changes.rerated):
+            finish = self.books.rerate(container, t_s)
+            if finish is not None:
+                self._push(finish[0], _FINISH, container.cid, finish[1])
+        for container in changes.placed:
+            if container.cid != self._requesting:
+                self._placed.append(self._placement(container, t_s))
+        for node in changes.emptied:
+            self._schedule_idle(node, t_s)
+        for wake_s in changes.wake_s:
+            self._push(wake_s, _WAKE)
+        self.meter.preemptions += len(changes.evicted)
+
+    def accounting(self) -> BatchAccounting:
+        """Batch core-seconds now (see ``BatchAccounting`` for the two conservation laws)."""
+        return self.books.accounting(self.now_s, self.meter.batch_core_s)
+
+    # ------------------------------------------------------------------ metrics
+    def tick(self, t_s: float, busy_fractions: Mapping[int, float] | None = None) -> ClusterTick:
+        """Advance to ``t_s`` and report the tick since the previous call. ``busy_fractions``
+        maps online instance ids to their busy share of the tick (missing: 0)."""
+        self.advance(t_s)
+        start_s, before = self._last_tick
+        length_s = t_s - start_s
+        busy_core_s = 0.0
+        for iid, fraction in (busy_fractions or {}).items():
+            share = min(1.0, max(0.0, fraction))
+            busy_core_s += share * self._cores_of[iid] * length_s
+            if iid in self._instances:
+                self._busy[iid] = share
+        self.meter.online_busy_core_s += busy_core_s
+        m, rates = self.meter, self._rates
+        ready_core_s = m.ready_core_s - before.ready_core_s
+        batch_core_s = m.batch_core_s - before.batch_core_s
+        online_core_s = m.online_core_s - before.online_core_s
+
+        def mean(core_s: float) -> float:  # millicore resolution hides float residue
+            return round(core_s / length_s, 3) if length_s > 0 else 0.0
+
+        running = self.books.running()
+        row = ClusterTick(
+            t_s=float(start_s), nodes=rates.nodes, nodes_ready=rates.nodes_ready,
+            nodes_in_use=rates.nodes_in_use, online_cores=mean(online_core_s),
+            batch_cores=mean(batch_core_s),
+            idle_cores=mean(ready_core_s - online_core_s - batch_core_s),
+            cpu_utilization=round((busy_core_s + batch_core_s) / ready_core_s, 6)
+            if ready_core_s > 0 else 0.0,
+            pending_instances=rates.pending, batch_running=len(running),
+            batch_queued=self.cluster.queued_count,
+            batch_throttled=sum(1 for t in running if t.container.throttled),
+            batch_preempted=m.preemptions - before.preemptions,
+            batch_jobs_completed=m.jobs_completed - before.jobs_completed,
+            batch_core_s_done=self.books.done_core_s, batch_core_s_lost=self.books.lost_core_s,
+            cost=m.cost,
+        )
+        self._last_tick = (t_s, Meter(**{**vars(m), "slowdowns": []}))
+        return row
+
+    def summary(self) -> ClusterSummary:
+        """The run so far (call after the last ``tick``)."""
+        m = self.meter
+        span_s = self.now_s - self._t0_s
+        per_s = (lambda x: x / span_s) if span_s > 0 else (lambda x: 0.0)
+        slowdown_mean, slowdown_p95 = m.slowdown_stats()
+        busy = m.online_busy_core_s + m.batch_core_s
+        return ClusterSummary(
+            policy=self.section.policy.name, duration_s=span_s, nodes_max=m.nodes_max,
+            nodes_mean=per_s(m.node_s), node_hours=m.node_s / 3600.0, cost=m.cost,
+            mean_cpu_utilization=busy / m.ready_core_s if m.ready_core_s else 0.0,
+            online_cores_mean=per_s(m.online_core_s), batch_cores_mean=per_s(m.batch_core_s),
+            pending_instance_s=m.pending_s, pending_max=m.pending_max,
+            batch_jobs_submitted=self.books.jobs_submitted, batch_jobs_completed=m.jobs_completed,
+            batch_jobs_rejected=self.books.jobs_rejected, batch_preemptions=m.preemptions,
+            batch_core_s_per_s=per_s(self.books.done_core_s), batch_slowdown_mean=slowdown_mean,
+            batch_slowdown_p95=slowdown_p95, batch=self.accounting(),
+        )
+
+    def check_invariants(self) -> None:
+        """No node over-committed; books balanced (``AssertionError`` otherwise)."""
+        self.cluster.check_invariants()
+        assert set(self.books.tasks) == self.cluster.batch_ids, "batch books and cluster differ"
+        assert set(self._instances) >= {c.cid for c in self.cluster.pending}
+        self.accounting().check()
+
+    def _placement(self, c: Container, t_s: float, evicted: int = 0,
+                   throttled: int = 0) -> InstancePlacement:
+        node = self.cluster.nodes.nodes[c.node_id] if c.node_id is not None else None
+        return InstancePlacement(c.cid, c.owner, c.node_id, node.name if node else None, t_s,
+                                 evicted, throttled)

@@ -1,0 +1,32 @@
+"""The exact engine: SimPy control plane, batched FCFS data plane, metrics, run result.
+
+Owns ``simulate(scenario) -> RunResult``: arrivals, service pools, the autoscaler loop (which
+asks ``sim.policies``), faults, the cluster link, per-tick histograms; and the per-request
+SimPy oracle it is tested against. May import the foundation modules, ``sim.model``,
+``sim.policies`` and ``sim.cluster``; never ``sim.plan``, ``sim.report`` or ``loadtests``.
+"""
+
+from sim.engine.control import Controller, MetricWindow, Sample, build_controller, make_sample
+from sim.engine.oracle import simulate_oracle
+from sim.engine.plane_state import Chooser
+from sim.engine.pool import GeneralBatch, Queue, serve_fast, serve_general
+from sim.engine.result import RunResult
+from sim.engine.simulation import ProgressFn, Simulation, simulate
+
+__all__ = [
+    "Chooser",
+    "Controller",
+    "GeneralBatch",
+    "MetricWindow",
+    "ProgressFn",
+    "Queue",
+    "RunResult",
+    "Sample",
+    "Simulation",
+    "build_controller",
+    "make_sample",
+    "serve_fast",
+    "serve_general",
+    "simulate",
+    "simulate_oracle",
+]

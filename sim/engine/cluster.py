@@ -1,0 +1,135 @@
+"""The engine's side of colocation: instances placed on nodes, pending ones, interference.
+
+With a ``cluster:`` section an instance boots only once the scheduler has placed it on a node
+(``sim.cluster.simulation.ClusterSim``); until then it is *pending*. A SimPy process wakes at every
+cluster event (batch arrivals and completions, nodes becoming ready, refills) and whenever the
+engine has changed the cluster, so pending instances start booting at the exact moment room
+appears. Every tick the link reports each online instance's busy share to the cluster, records
+the cluster's tick row, and refreshes the service-time inflation of the ready instances from
+their nodes' CPU utilization.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.cluster import ClusterSim, ClusterTick, InstancePlacement
+from sim.engine.runtime import EngineState, Instance, ServiceRuntime
+
+
+class ClusterLink:
+    """Connects one ``Simulation`` to its ``ClusterSim`` (see the module docstring)."""
+
+    def __init__(self, sim: EngineState, variant: str | None) -> None:
+        self.sim = sim
+        self.variant = variant
+        rng = np.random.default_rng([sim.seed, zlib.crc32(b"batch")])
+        self.cs = ClusterSim.from_scenario(sim.scenario, rng, variant=variant)
+        self.rows: list[ClusterTick] = []
+        self._by_cluster_id: dict[int, tuple[ServiceRuntime, Instance]] = {}
+        self._process: simpy.Process | None = None
+        self._poked = False
+
+    # ------------------------------------------------------------------ instances
+    def request(self, rt: ServiceRuntime, inst: Instance) -> bool:
+        """Ask for a node for ``inst``; True when it was placed at once (boot may start)."""
+        placement = self.cs.request_instance(rt.name, self.sim.env.now)
+        inst.cluster_id = placement.instance_id
+        self._by_cluster_id[placement.instance_id] = (rt, inst)
+        self._changed()
+        return placement.node_id is not None
+
+    def release(self, inst: Instance) -> None:
+        """``inst`` is gone (scaled in or failed): its room is free from now."""
+        if inst.cluster_id is None:
+            return
+        self.cs.stop_instance(inst.cluster_id, self.sim.env.now)
+        self._by_cluster_id.pop(inst.cluster_id, None)
+        self._changed()
+
+    def _absorb_placed(self) -> None:
+        """Start booting the pending instances the scheduler has just placed."""
+        placed: list[InstancePlacement] = self.cs.take_placed()
+        for placement in placed:
+            entry = self._by_cluster_id.get(placement.instance_id)
+            if entry is None:
+                continue
+            rt, inst = entry
+            if inst in rt.instances and inst.pending:
+                self.sim.boot_placed(rt, inst)
+
+    def _changed(self) -> None:
+        """The engine changed the cluster: placements may follow, and the next cluster event
+        may be earlier than the loop is waiting for."""
+        self._absorb_placed()
+        process = self._process
+        if (process is not None and process.is_alive and not self._poked
+                and self.sim.env.active_process is not process):
+            self._poked = True
+            process.interrupt()
+
+    # ------------------------------------------------------------------ processes
+    def start(self) -> None:
+        self._process = self.sim.env.process(self._loop())
+
+    def _loop(self) -> Generator[simpy.Event, None, None]:
+        env, end = self.sim.env, self.sim.duration_s
+        while True:
+            self._poked = False
+            upcoming = self.cs.next_event_s()
+            wake = min(upcoming, end) if upcoming is not None else end
+            try:
+                yield env.timeout(max(0.0, wake - env.now))
+            except simpy.Interrupt:
+                continue
+            self.cs.advance(env.now)
+            self._absorb_placed()
+            if env.now >= end:
+                return
+
+    def on_tick(self, tick: int, end_s: float) -> None:
+        """Report the tick to the cluster and refresh interference (called by the ticker)."""
+        sim = self.sim
+        busy: dict[int, float] = {}
+        for rt in sim.services.values():
+            rt.plane.advance_to(end_s)
+            sim.book_capacity(rt)  # capacity is otherwise booked only at changes and scrapes
+            acc = rt.plane.acc
+            per_tick = len(acc.busy_ws) // sim.n_ticks
+            busy_ws = float(acc.busy_ws[tick * per_tick:(tick + 1) * per_tick].sum())
+            ready = [i for i in rt.instances if i.ready and i.cluster_id is not None]
+            if not ready:
+                continue
+            # the tick's busy worker-seconds spread over the instances ready at its end, so
+            # the cluster counts exactly the busy cores the services had in the tick
+            tick_len_s = end_s - tick * sim.tick_s
+            share = busy_ws / (len(ready) * rt.spec.workers * tick_len_s)
+            for inst in ready:
+                assert inst.cluster_id is not None
+                busy[inst.cluster_id] = share
+        self.rows.append(self.cs.tick(end_s, busy))
+        self._absorb_placed()
+        for rt in sim.services.values():
+            factors = [self.cs.inflation_factor(i.cluster_id) for i in rt.instances
+                       if i.ready and i.cluster_id is not None]
+            if factors:
+                rt.plane.inflation = np.asarray(factors)
+
+    # ------------------------------------------------------------------ results
+    def summary(self) -> dict[str, Any]:
+        """The cluster part of summary.json."""
+        out = dataclasses.asdict(self.cs.summary())
+        out["variant"] = self.variant
+        return out
+
+    def columns(self) -> list[str]:
+        return ClusterTick.columns()
+
+    def table(self) -> list[list[Any]]:
+        return [[getattr(row, c) for c in ClusterTick.columns()] for row in self.rows]

@@ -1,0 +1,314 @@
+"""The simulation engine: SimPy owns the clock and the control events; each service's data
+plane is advanced in exact batches up to every event.
+
+Control events are metric ticks, instance boots, scheduled faults, metric scrapes and the
+autoscaler's decisions. Before an event touches a service, that service's plane is advanced to
+the event time, so every request is decided against the workers that exist when it is served.
+
+Entry point: ``simulate(scenario, ...) -> RunResult``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Generator, Mapping
+from typing import Any
+
+import numpy as np
+import simpy
+
+from sim.engine.cluster import ClusterLink
+from sim.engine.control import Controller
+from sim.engine.plane import PlaneConfig, ServicePlane
+from sim.engine.result import RunResult
+from sim.engine.runtime import Instance, ServiceRuntime
+from sim.metrics import add_overlap, bucket_overlap_s
+from sim.model import Fault, Scenario, TrafficModel, sampler_for
+
+_BATCH_ARRIVALS = 50_000  # arrivals per batch: large enough to amortise numpy overheads
+_MAX_BATCH_S = 300.0
+
+ProgressFn = Callable[[float], None]
+"""Called with the simulated fraction of the run (0..1) as it advances."""
+
+
+class Simulation:
+    """One run of a scenario. Build it, then call ``run()`` once.
+
+    ``instances`` overrides the initial (and, without an autoscaler, fixed) instance count per
+    service; ``controller`` is the autoscaling control loop (``sim.engine.control``), or None for
+    fixed instances; ``workload`` replaces the random arrivals and service times of the named
+    services by pre-drawn ones (sorted arrival times s, service times s).
+    """
+
+    def __init__(
+        self, scenario: Scenario, *, seed: int | None = None,
+        instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
+        time_scale: float = 1.0, progress: ProgressFn | None = None,
+        controller: Controller | None = None,
+        workload: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+        cluster_variant: str | None = None,
+    ) -> None:
+        self.scenario = scenario
+        self.seed = scenario.seed if seed is None else seed
+        self.traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
+        self.duration_s = self.traffic.duration_s
+        self.tick_s = min(scenario.tick_s, self.duration_s)
+        self.n_ticks = int(math.ceil(self.duration_s / self.tick_s - 1e-9))
+        per_tick = int(math.ceil(self.tick_s / 1.0 - 1e-9))
+        self.bucket_s = self.tick_s / per_tick
+        self.n_buckets = self.n_ticks * per_tick
+        self.progress = progress
+        self.controller = controller
+        self.env = simpy.Environment()
+        self.events: list[dict[str, Any]] = []
+        config = PlaneConfig(self.bucket_s, self.n_buckets, self.tick_s, self.n_ticks, self.seed)
+        self.services: dict[str, ServiceRuntime] = {}
+        self.cluster: ClusterLink | None = None
+        if scenario.cluster is not None:
+            self.cluster = ClusterLink(self, cluster_variant)
+        for name, spec in scenario.services.items():
+            plane = ServicePlane(name, spec, sampler_for(spec.service_time, scenario.base_dir),
+                                 self.traffic, config)
+            start = (instances or {}).get(name, spec.instances.start)
+            if workload is not None and name in workload:
+                plane.workload = workload[name]
+            rt = ServiceRuntime(name, spec, plane, desired=start)
+            rt.tick_desired = np.zeros(self.n_ticks)
+            rt.tick_booting = np.zeros(self.n_ticks)
+            rt.instance_s = np.zeros(self.n_ticks)
+            rt.ready_instance_s = np.zeros(self.n_ticks)
+            self.services[name] = rt
+            for _ in range(start):
+                self._start_instance(rt, boot_s=0.0)
+            self._readiness_changed(rt)
+        self.wall_s = 0.0
+
+    # ------------------------------------------------------------------ instances
+    def _start_instance(self, rt: ServiceRuntime, boot_s: float | None = None) -> Instance:
+        """Start an instance now: it boots at once, or (with a cluster) once it is placed."""
+        now = self.env.now
+        inst = Instance(rt.next_id, now, math.inf, -1, pending=True)
+        rt.next_id += 1
+        rt.instances.append(inst)
+        if self.cluster is None or self.cluster.request(rt, inst):
+            self._boot_now(rt, inst, boot_s)
+        return inst
+
+    def _boot_now(self, rt: ServiceRuntime, inst: Instance, boot_s: float | None = None) -> None:
+        now = self.env.now
+        boot = rt.spec.boot_s / self.traffic.time_scale if boot_s is None else boot_s
+        inst.pending = False
+        inst.ready_s = now + boot
+        inst.queue_id = rt.plane.add_instance(now + boot, rt.spec.workers)
+        inst.ready = boot <= 0
+        if not inst.ready:
+            self.env.process(self._boot(rt, inst))
+
+    def boot_placed(self, rt: ServiceRuntime, inst: Instance) -> None:
+        """A pending instance got a node: it boots from now (called by the cluster link)."""
+        rt.plane.advance_to(self.env.now)
+        self._boot_now(rt, inst)
+        if inst.ready:
+            self._readiness_changed(rt)
+
+    def _boot(self, rt: ServiceRuntime, inst: Instance) -> Generator[simpy.Event, None, None]:
+        yield self.env.timeout(inst.ready_s - self.env.now)
+        if inst in rt.instances:
+            rt.plane.advance_to(self.env.now)
+            inst.ready = True
+            self._readiness_changed(rt)
+
+    def _remove_instances(self, rt: ServiceRuntime, count: int, mode: str,
+                          booting_first: bool = True) -> int:
+        """Remove ``count`` instances at now: booting ones first (youngest first), then ready
+        ones; in-flight work drains or fails per ``mode``. Returns how many were removed."""
+        now = self.env.now
+        rt.plane.advance_to(now)
+        # pending ones first (they hold no node), then booting, youngest first
+        booting = sorted((i for i in rt.instances if not i.ready),
+                         key=lambda i: (not i.pending, -i.started_s))
+        ready = [i for i in rt.instances if i.ready]
+        if not booting_first:
+            ready = [ready[int(k)] for k in rt.plane.rng_faults.permutation(len(ready))]
+        victims = (booting + ready if booting_first else ready)[:count]
+        for inst in victims:
+            rt.instances.remove(inst)
+            if not inst.pending:
+                draining = rt.plane.remove_instance(now, inst.queue_id, rt.spec.workers,
+                                                    None if inst.ready else inst.ready_s, mode)
+                self._book_draining(rt, now, draining)
+            if self.cluster is not None:
+                self.cluster.release(inst)
+        if victims:
+            self._readiness_changed(rt)
+        return len(victims)
+
+    def _book_draining(self, rt: ServiceRuntime, now: float, finishes: list[float]) -> None:
+        """Draining workers still serve until their last attempt finishes: count them as
+        capacity until then, so utilization never exceeds 1."""
+        if not finishes:
+            return
+        add_overlap(rt.plane.acc.capacity_ws, np.full(len(finishes), now), np.asarray(finishes),
+                    self.bucket_s)
+
+    def _readiness_changed(self, rt: ServiceRuntime) -> None:
+        """Book capacity up to now, then tell the plane which instances take work."""
+        self.book_capacity(rt)
+        ready = [i for i in rt.instances if i.ready]
+        rt.ready_workers = len(ready) * rt.spec.workers
+        rt.running = len(rt.instances)
+        rt.plane.set_ready([i.queue_id for i in ready], len(ready))
+
+    def book_capacity(self, rt: ServiceRuntime) -> None:
+        now = self.env.now
+        if now > rt.last_change_s:
+            span = bucket_overlap_s(np.asarray([rt.last_change_s]), np.asarray([now]),
+                                    self.bucket_s, self.n_buckets)
+            rt.plane.acc.capacity_ws += span * rt.ready_workers
+            per_tick = self._to_ticks(span)
+            rt.instance_s += per_tick * rt.running
+            rt.ready_instance_s += per_tick * (rt.ready_workers // rt.spec.workers)
+        rt.last_change_s = now
+
+    def _to_ticks(self, per_bucket: np.ndarray) -> np.ndarray:
+        return per_bucket.reshape(self.n_ticks, -1).sum(axis=1)
+
+    def scale_to(self, rt: ServiceRuntime, desired: int, reason: str) -> None:
+        """Start or stop instances so that ``desired`` run (booting + ready)."""
+        desired = max(rt.spec.instances.min, min(rt.spec.instances.max, desired))
+        current = len(rt.instances)
+        rt.desired = desired
+        if desired == current:
+            return
+        self.book_capacity(rt)
+        if desired > current:
+            rt.plane.advance_to(self.env.now)
+            for _ in range(desired - current):
+                self._start_instance(rt)
+            self._readiness_changed(rt)
+        else:
+            self._remove_instances(rt, current - desired, rt.spec.on_remove)
+        rt.scale_events += 1
+        self.events.append({"t_s": round(self.env.now, 3), "service": rt.name, "kind": "scale",
+                            "from": current, "to": desired, "reason": reason})
+
+    # ------------------------------------------------------------------ processes
+    def _ticker(self) -> Generator[simpy.Event, None, None]:
+        """Sample the control state at the end of every tick (requests are accounted exactly
+        per bucket by the planes, whenever they are advanced)."""
+        for tick in range(self.n_ticks):
+            end = min((tick + 1) * self.tick_s, self.duration_s)
+            yield self.env.timeout(end - self.env.now)
+            for rt in self.services.values():
+                rt.tick_desired[tick] = rt.desired
+                rt.tick_booting[tick] = rt.booting_count
+            if self.cluster is not None and tick < self.n_ticks - 1:
+                self.cluster.on_tick(tick, end)
+
+    def _batch_span_s(self) -> float:
+        """How far the planes advance at once when no control event intervenes: about
+        ``_BATCH_ARRIVALS`` arrivals, whole ticks, at most ``_MAX_BATCH_S``."""
+        grid = np.linspace(0.0, self.duration_s, 512)
+        mean_rps = sum(float(self.traffic.rates_rps(name, grid).mean()) for name in self.services)
+        span = _BATCH_ARRIVALS / max(mean_rps, 1e-9)
+        ticks = max(1, int(min(span, _MAX_BATCH_S) / self.tick_s))
+        return ticks * self.tick_s
+
+    def _flusher(self) -> Generator[simpy.Event, None, None]:
+        """Advance every plane in batches, close finished ticks and report progress."""
+        span = self._batch_span_s()
+        t = 0.0
+        while t < self.duration_s:
+            t = min(t + span, self.duration_s)
+            yield self.env.timeout(t - self.env.now)
+            for rt in self.services.values():
+                rt.plane.advance_to(t)
+                rt.plane.acc.close_ticks(t, self.tick_s)
+            if self.progress is not None:
+                self.progress(t / self.duration_s)
+
+    def _fault(self, fault: Fault) -> Generator[simpy.Event, None, None]:
+        at = fault.at / self.traffic.time_scale
+        if at >= self.duration_s:
+            return
+        yield self.env.timeout(at)
+        rt = self.services[fault.service]
+        ready = rt.ready_count
+        count = fault.count(ready)
+        self.book_capacity(rt)
+        removed = self._remove_instances(rt, count, fault.mode, booting_first=False)
+        self.events.append({"t_s": round(self.env.now, 3), "service": rt.name, "kind": "fault",
+                            "from": ready, "to": ready - removed,
+                            "reason": f"killed {removed} ready instance(s), in-flight work "
+                                      f"{'failed' if fault.mode == 'fail' else 'drained'}"})
+        if fault.replace_after_s is not None:
+            yield self.env.timeout(fault.replace_after_s / self.traffic.time_scale)
+            rt.plane.advance_to(self.env.now)
+            for _ in range(removed):
+                self._start_instance(rt)
+            self._readiness_changed(rt)
+            self.events.append({"t_s": round(self.env.now, 3), "service": rt.name,
+                                "kind": "replace", "from": len(rt.instances) - removed,
+                                "to": len(rt.instances), "reason": "replacements started"})
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> RunResult:
+        """Simulate the whole scenario and return its result."""
+        from sim.engine.result import RunResult
+
+        started = time.perf_counter()
+        self.env.process(self._ticker())
+        self.env.process(self._flusher())
+        for fault in self.scenario.faults:
+            self.env.process(self._fault(fault))
+        if self.controller is not None:
+            self.controller.start(self)
+        if self.cluster is not None:
+            self.cluster.start()
+        self.env.run(until=self.duration_s)
+        if self.cluster is not None:
+            self.cluster.on_tick(self.n_ticks - 1, self.duration_s)
+        for rt in self.services.values():
+            # env.run(until=...) stops before the events due at the very end: sample the
+            # last tick's control state here
+            rt.tick_desired[-1] = rt.desired
+            rt.tick_booting[-1] = rt.booting_count
+            self.book_capacity(rt)
+            rt.plane.advance_to(self.duration_s)
+            rt.plane.drain()
+            rt.plane.acc.close_ticks(self.duration_s, self.tick_s, final=True)
+        self.wall_s = time.perf_counter() - started
+        return RunResult.from_simulation(self)
+
+
+def simulate(
+    scenario: Scenario, *, variant: str | None = None, seed: int | None = None,
+    instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
+    time_scale: float = 1.0, progress: ProgressFn | None = None,
+) -> RunResult:
+    """Run ``scenario`` once. ``variant`` names a variant of the scenario's ``cluster`` or
+    ``autoscaling`` section, or a policy (None: the scenario's defaults); ``instances`` fixes
+    instance counts (no autoscaler)."""
+    from sim.engine.control import build_controller
+
+    cluster_variant = None
+    if (variant is not None and scenario.cluster is not None
+            and variant in scenario.cluster.variants):
+        cluster_variant, variant = variant, None
+    controller, policy_name = build_controller(scenario, variant, instances is not None,
+                                               rate_scale, time_scale)
+    if controller is not None:
+        instances = controller.initial_counts() or instances
+    sim = Simulation(scenario, seed=seed, instances=instances, rate_scale=rate_scale,
+                     time_scale=time_scale, progress=progress, controller=controller,
+                     cluster_variant=cluster_variant)
+    result = sim.run()
+    result.policy = cluster_variant or policy_name
+    if sim.cluster is not None:
+        result.extra["cluster"] = sim.cluster.summary()
+        result.extra["autoscaling_policy"] = policy_name
+        result.cluster_table = (sim.cluster.columns(), sim.cluster.table())
+    return result
+

@@ -1,0 +1,78 @@
+"""The scenario: what is simulated, validated once into frozen objects.
+
+Owns the scenario schema (services, traffic, SLOs, autoscaling variants, cluster, batch
+workload), the YAML loader with its one-line-per-problem errors, the traffic curves
+(``rate_rps(service, t)``, shared with the load tester), service-time samplers and the SLO
+judgement. May import the foundation modules (``sim.errors``, ``sim.units``, ``sim.schema``,
+``sim.runio``) and ``sim.policies.autoscaling`` (whose parameter classes a variant is made of);
+nothing that simulates, plans or reports.
+"""
+
+from sim.model.autoscaling import AutoscalingSection, check_autoscaling
+from sim.model.batch import (
+    BATCH_TASK_COLUMNS,
+    BatchJob,
+    Workload,
+    arrival_times_s,
+    draw,
+    generate_jobs,
+    load_workload,
+    read_batch_task_csv,
+)
+from sim.model.batch_config import BatchGenerator, BatchWorkload, Dist
+from sim.model.cluster_config import (
+    POLICY_NAMES,
+    STRATEGY_NAMES,
+    ClusterSection,
+    ColocatedPolicy,
+    DedicatedPolicy,
+    HasResources,
+    NodeType,
+    check_cluster,
+)
+from sim.model.interference import node_cpu_utilization
+from sim.model.loader import load_scenario, parse_scenario
+from sim.model.scenario import Fault, Objectives, Retries, Scenario, Service
+from sim.model.servicetime import Sampler, sampler_for
+from sim.model.slo import evaluate_slo
+from sim.model.traffic import TrafficModel
+from sim.model.traffic_config import KeyframesTraffic, SinglesDayTraffic, TraceTraffic
+
+__all__ = [
+    "AutoscalingSection",
+    "BATCH_TASK_COLUMNS",
+    "BatchGenerator",
+    "BatchJob",
+    "BatchWorkload",
+    "ClusterSection",
+    "ColocatedPolicy",
+    "DedicatedPolicy",
+    "Dist",
+    "Fault",
+    "HasResources",
+    "KeyframesTraffic",
+    "NodeType",
+    "Objectives",
+    "POLICY_NAMES",
+    "Retries",
+    "STRATEGY_NAMES",
+    "Sampler",
+    "Scenario",
+    "Service",
+    "SinglesDayTraffic",
+    "TraceTraffic",
+    "TrafficModel",
+    "Workload",
+    "arrival_times_s",
+    "check_autoscaling",
+    "check_cluster",
+    "draw",
+    "evaluate_slo",
+    "generate_jobs",
+    "load_scenario",
+    "load_workload",
+    "node_cpu_utilization",
+    "parse_scenario",
+    "read_batch_task_csv",
+    "sampler_for",
+]

@@ -1,0 +1,356 @@
+"""Read scenario YAML into a frozen ``Scenario`` once, or explain every problem in one line.
+
+Each problem names the file, the field path (``services.order.instances.min``), the line where
+the YAML holds it, and what was expected. Files a scenario refers to (trace CSVs, empirical
+service-time samples) are read here too, so that a scenario that loads is a scenario that runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sim.errors import Problem, ScenarioError
+from sim.model.scenario import Scenario
+from sim.model.traffic_config import TRAFFIC_KINDS
+from sim.schema import suggest
+
+PathKey = tuple[str | int, ...]
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
+def load_scenario(path: str | os.PathLike[str]) -> Scenario:
+    """Validate the scenario file at ``path``; raise ``ScenarioError`` listing every problem."""
+    file = str(path)
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ScenarioError([Problem(file, "", "file not found")]) from None
+    except IsADirectoryError:
+        raise ScenarioError([Problem(file, "", "is a directory, expected a YAML file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([Problem(file, "", f"cannot read file: {exc}")]) from None
+    return parse_scenario(text, file, base_dir=str(Path(file).resolve().parent))
+
+
+def parse_scenario(text: str, file: str = "<string>", base_dir: str = ".") -> Scenario:
+    """Validate scenario YAML ``text``; ``file`` is only used in messages."""
+    data, lines, duplicates = _read_yaml(text, file)
+    if data is None:
+        raise ScenarioError([Problem(file, "", "file is empty, expected a scenario mapping")])
+    if not isinstance(data, dict):
+        raise ScenarioError([Problem(
+            file, "", f"expected a mapping of scenario keys (name: ..., services: ...), "
+            f"got {_shown(data)}", lines.get(()))])
+    try:
+        scenario = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioError(_sorted(duplicates + _problems(exc, data, lines, file))) from None
+    if duplicates:
+        raise ScenarioError(duplicates)
+    scenario._base_dir = base_dir
+    scenario._source = file
+    _check_referenced_files(scenario, file, lines)
+    return scenario
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that keeps ``23:00`` a string.
+
+    YAML 1.1 reads unquoted ``23:00`` as the base-60 integer 1380 (and ``1:30.5`` as a float):
+    a clock time that silently turned into a number of seconds. Scenario files hold clock
+    times, so the base-60 forms are left out of the int and float resolvers.
+    """
+
+    yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+
+
+_Loader.add_implicit_resolver(
+    _INT_TAG,
+    re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"""),
+    list("-+0123456789"),
+)
+_Loader.add_implicit_resolver(
+    _FLOAT_TAG,
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"""
+        r"""|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
+    ),
+    list("-+0123456789."),
+)
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int], list[Problem]]:
+    """(data, line of every key, duplicate-key problems) of one YAML document."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.YAMLError as exc:
+        raise ScenarioError([_yaml_problem(exc, file)]) from None
+    finally:
+        loader.dispose()
+    lines: dict[PathKey, int] = {}
+    duplicates: list[Problem] = []
+    if node is not None:
+        lines[()] = node.start_mark.line + 1
+        _walk(node, (), lines, duplicates, file)
+    return data, lines, duplicates
+
+
+def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    if context and what.startswith("but "):
+        what = f"{context}, {what}"  # "expected a single document ..., but found another"
+    elif context and context_mark is not None and context_mark.line + 1 != line:
+        what = f"{what} ({context} that starts on line {context_mark.line + 1})"
+    return Problem(file, "", f"YAML syntax error: {what}", line)
+
+
+def _walk(
+    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], duplicates: list[Problem],
+    file: str,
+) -> None:
+    """Record the 1-based line of every mapping key and sequence item, by its path."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            child = (*path, key)
+            line = key_node.start_mark.line + 1
+            if child in lines and key != "<<":
+                duplicates.append(Problem(
+                    file, _dotted(child), f"duplicate key '{key}' (first given on line "
+                    f"{lines[child]}); YAML would keep only the last one", line))
+                continue
+            lines[child] = line
+            _walk(value_node, child, lines, duplicates, file)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines[(*path, i)] = item.start_mark.line + 1
+            _walk(item, (*path, i), lines, duplicates, file)
+
+
+def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> None:
+    # Imported here: traffic and service-time modules depend on numpy, the schema does not.
+    from sim.model.servicetime import sampler_for
+    from sim.model.traffic import TrafficModel
+
+    problems: list[Problem] = []
+    try:
+        TrafficModel(scenario)
+    except ScenarioError as exc:
+        problems += [_with_file(p, file, lines) for p in exc.problems]
+    if scenario.cluster is not None:
+        problems += _cluster_problems(scenario, file, lines)
+    if scenario.autoscaling is not None:
+        from sim.model.autoscaling import check_autoscaling
+
+        for key, message in check_autoscaling(scenario.autoscaling, scenario.services):
+            problems.append(Problem(file, _dotted(key), message, _nearest_line(key, lines)))
+    for name, service in scenario.services.items():
+        try:
+            sampler_for(service.service_time, scenario.base_dir)
+        except ValueError as exc:
+            key: PathKey = ("services", name, "service_time", "csv")
+            problems.append(Problem(file, _dotted(key), str(exc), _nearest_line(key, lines)))
+    if problems:
+        raise ScenarioError(problems)
+
+
+def _cluster_problems(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> list[Problem]:
+    import numpy as np
+
+    from sim.model.batch import load_workload
+    from sim.model.cluster_config import check_cluster
+
+    assert scenario.cluster is not None
+    problems = [Problem(file, _dotted(key), message, _nearest_line(key, lines))
+                for key, message in check_cluster(scenario.cluster, scenario.services)]
+    if scenario.cluster.batch is not None:
+        try:  # a bad batch CSV must fail now, not in the middle of a run
+            load_workload(scenario.cluster.batch, scenario.base_dir, scenario.duration_s,
+                          np.random.default_rng(0))
+        except ScenarioError as exc:
+            problems += [_with_file(p, file, lines) for p in exc.problems]
+    return problems
+
+
+def _with_file(problem: Problem, file: str, lines: dict[PathKey, int]) -> Problem:
+    # The inverse of _dotted: "traffic.keyframes[2].rps" -> ("traffic", "keyframes", 2, "rps").
+    parts = re.findall(r"\[(\d+)\]|([^.\[\]]+)", problem.path)
+    key = tuple(int(index) if index else name for index, name in parts)
+    return Problem(file, problem.path, problem.message, _nearest_line(key, lines))
+
+
+def _problems(
+    exc: ValidationError, data: dict[str, Any], lines: dict[PathKey, int], file: str
+) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[tuple[str, str]] = set()
+    for error in exc.errors(include_url=False):
+        loc = _data_path(tuple(error["loc"]), data)
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, str((error.get("ctx") or {}).get("discriminator", "kind")).strip("'"))
+        message = _message(error)
+        dotted = _dotted(loc)
+        if (dotted, message) in seen:
+            continue
+        seen.add((dotted, message))
+        problems.append(Problem(file, dotted, message, _nearest_line(loc, lines)))
+    return problems
+
+
+def _sorted(problems: list[Problem]) -> list[Problem]:
+    """Problems in file order (those without a line first), so the list reads top-down."""
+    return sorted(problems, key=lambda p: -1 if p.line is None else p.line)
+
+
+_EXPECTED = {
+    "int_type": "expected a whole number",
+    "int_parsing": "expected a whole number",
+    "int_from_float": "expected a whole number",
+    "int_parsing_size": "expected a smaller whole number",
+    "float_type": "expected a number",
+    "float_parsing": "expected a number",
+    "finite_number": "expected a finite number",
+    "string_type": "expected text",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "dict_type": "expected a mapping (key: value)",
+    "model_type": "expected a mapping (key: value)",
+    "model_attributes_type": "expected a mapping (key: value)",
+    "list_type": "expected a list",
+    "tuple_type": "expected a list",
+    "set_type": "expected a list",
+}
+_BOUNDS = {
+    "greater_than": ("gt", ">"),
+    "greater_than_equal": ("ge", ">="),
+    "less_than": ("lt", "<"),
+    "less_than_equal": ("le", "<="),
+}
+
+
+def _message(error: Any) -> str:
+    """What was expected, in words, from one pydantic error."""
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    value = error.get("input")
+    if kind in ("field_error", "unknown_key"):
+        return str(error["msg"])
+    if kind == "missing" and error["loc"] == ("duration_s",):
+        return "required field is missing: give duration (such as '2h') or duration_s (seconds)"
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "union_tag_not_found":
+        return f"required field is missing; expected one of: {', '.join(TRAFFIC_KINDS)}"
+    if kind in ("union_tag_invalid", "literal_error"):
+        options = re.findall(r"'([^']*)'", str(ctx.get("expected_tags") or ctx.get("expected")))
+        what = "kind" if kind == "union_tag_invalid" else "value"
+        given = ctx.get("tag", value)
+        if isinstance(given, str):
+            hint = suggest(given, options)
+            return f"unknown {what} '{given}'{hint}; expected one of: {', '.join(options)}"
+        return f"expected one of: {', '.join(options)}, got {_shown(given)}"
+    if kind in _EXPECTED:
+        return f"{_EXPECTED[kind]}, got {_shown(value)}"
+    if kind in _BOUNDS:
+        key, sign = _BOUNDS[kind]
+        bound = ctx.get(key)
+        shown_bound = f"{bound:g}" if isinstance(bound, float) else str(bound)
+        return f"expected a value {sign} {shown_bound}, got {_shown(value)}"
+    if kind in ("too_short", "too_long"):
+        bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
+        many = "at least" if kind == "too_short" else "at most"
+        entries = "entry" if bound == 1 else "entries"
+        return f"expected {many} {bound} {entries}, got {ctx.get('actual_length')}"
+    message = str(error["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        message = message.removeprefix(prefix)
+    scalar = not isinstance(value, dict | list | tuple)
+    if "input" in error and scalar and "got " not in message and repr(value) not in message:
+        message = f"{message}, got {_shown(value)}"
+    return message
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it, shortened; containers by their kind."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list | tuple):
+        return "a list"
+    shown = repr(value)
+    return shown if len(shown) <= 40 else shown[:37] + "..."
+
+
+def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
+    """The path in the file of a pydantic error location.
+
+    Drops what pydantic adds that the file does not hold (the tag of a tagged union, union
+    members, ``[key]`` markers) and maps ``duration_s`` back to ``duration`` where the file
+    used that spelling.
+    """
+    path: list[str | int] = []
+    current = data
+    tag_skipped = False
+    for i, part in enumerate(loc):
+        if isinstance(current, dict):
+            # The discriminator value pydantic puts in the location. Only the `keyframes` kind
+            # has a field of the same name, a list: followed by an index, it is the field.
+            is_field = part in current and i + 1 < len(loc) and isinstance(loc[i + 1], int)
+            if not tag_skipped and part == current.get("kind") and not is_field:
+                tag_skipped = True
+                continue
+            if part == "duration_s" and part not in current and "duration" in current:
+                part = "duration"
+            key = part if part in current else str(part)
+            if key in current:
+                path.append(str(key))
+                current, tag_skipped = current[key], False
+                continue
+            if part == "[key]":
+                continue
+        if isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            path.append(part)
+            current, tag_skipped = current[part], False
+        elif isinstance(part, str) and _is_field_name(part):
+            path.append(part)  # a missing field: keep its name, nothing below it
+            current = None
+        # else: a tag pydantic adds (union member, validator name); not part of the file
+    return tuple(path)
+
+
+def _is_field_name(part: str) -> bool:
+    return part.isidentifier() and not part[0].isupper() and part not in ("int", "float", "str")
+
+
+def _dotted(loc: PathKey) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _nearest_line(loc: PathKey, lines: dict[PathKey, int]) -> int | None:
+    for end in range(len(loc), -1, -1):
+        line = lines.get(tuple(loc[:end]))
+        if line is not None:
+            return line
+    return None

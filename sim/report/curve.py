@@ -1,0 +1,65 @@
+"""``peaksim curve``: tabulate and plot a scenario's traffic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sim.model import Scenario, TrafficModel
+from sim.report.plotting import plot_traffic
+from sim.runio import atomic_write_bytes, atomic_write_csv, new_run_dir
+from sim.units import clock_label
+
+
+@dataclass(frozen=True)
+class PeakRow:
+    service: str
+    peak_rps: float
+    at: str
+    total: float
+
+
+@dataclass(frozen=True)
+class CurveResult:
+    csv_path: Path
+    png_path: Path
+    peaks: list[PeakRow]
+
+
+def curve_grid_s(duration_s: float, time_scale: float) -> np.ndarray:
+    """Sample times: one per second of scenario time, at most 20,000 rows."""
+    step = max(1.0 / time_scale, duration_s / 20_000)
+    return np.arange(0.0, duration_s + step / 2, step)
+
+
+def write_curve(
+    scenario: Scenario, out: Path | None, log_scale: bool = False,
+    rate_scale: float = 1.0, time_scale: float = 1.0,
+) -> CurveResult:
+    """Write ``traffic.csv`` (``t_s`` and ``<service>_rps`` columns) and ``traffic.png``."""
+    model = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
+    times = curve_grid_s(model.duration_s, model.time_scale)
+    rates = {name: model.rates_rps(name, times) for name in model.services}
+    out_dir = new_run_dir(scenario.name, out, kind="curve")
+    csv_path, png_path = out_dir / "traffic.csv", out_dir / "traffic.png"
+    header = ["t_s", *[f"{name}_rps" for name in rates]]
+    rows = zip(times.tolist(), *[r.tolist() for r in rates.values()], strict=True)
+    atomic_write_csv(csv_path, header, rows)
+    # Clock labels follow the scenario's clock compressed by the time scale.
+    clock = scenario.start_clock_s
+    title = f"{scenario.name}: requests per second"
+    scales = [f"rates x{model.rate_scale:g}"] if model.rate_scale != 1.0 else []
+    scales += [f"time /{model.time_scale:g}"] if model.time_scale != 1.0 else []
+    if scales:
+        title += f" ({', '.join(scales)})"
+    png = plot_traffic(times, rates, clock if model.time_scale == 1.0 else None, title, log_scale)
+    atomic_write_bytes(png_path, png)
+    peaks = []
+    for name in model.services:
+        peak, at = model.peak(name)
+        total = model.expected_count(name, 0.0, model.duration_s, step_s=1.0 / model.time_scale)
+        label = clock_label(at, clock if model.time_scale == 1.0 else None)
+        peaks.append(PeakRow(name, peak, label, total))
+    return CurveResult(csv_path, png_path, peaks)
