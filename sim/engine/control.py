@@ -236,6 +236,8 @@ def build_controller(
         start_clock_s=scenario.start_clock_s,
         forecast_rps=forecast_rps,
         window_s=section.window_s if section else 60.0,
+        start_time=scenario.start_time if time_scale == 1.0 else None,
+        base_dir=scenario.base_dir,
     )
     policy = build_policy(name, section, context)
     return Controller(policy, section or AutoscalingSection()), name

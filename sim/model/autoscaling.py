@@ -39,6 +39,7 @@ from pydantic_core import PydanticCustomError
 from sim.policies.autoscaling import (
     POLICIES,
     HpaSettings,
+    KubernetesParams,
     PredictiveParams,
     ScheduledParams,
     StaticParams,
@@ -163,6 +164,8 @@ def check_autoscaling(
             refs += [(("services", s), s, None) for s in params.services]
         if isinstance(params, PredictiveParams):
             refs += [(("services", i), s, None) for i, s in enumerate(params.services or ())]
+        if isinstance(params, KubernetesParams):
+            refs += [(("services", s), s, None) for s in params.services]
         own = isinstance(params, HpaSettings)
         hpa = params if own else getattr(params, "target_tracking", None)
         prefix: PathKey = () if own else ("target_tracking",)

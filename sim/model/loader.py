@@ -160,6 +160,7 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
 
         for key, message in check_autoscaling(scenario.autoscaling, scenario.services):
             problems.append(Problem(file, _dotted(key), message, _nearest_line(key, lines)))
+        problems += _manifest_problems(scenario)
     for name, service in scenario.services.items():
         try:
             sampler_for(service.service_time, scenario.base_dir)
@@ -168,6 +169,23 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
             problems.append(Problem(file, _dotted(key), str(exc), _nearest_line(key, lines)))
     if problems:
         raise ScenarioError(problems)
+
+
+def _manifest_problems(scenario: Scenario) -> list[Problem]:
+    """Problems of the manifests that ``kubernetes`` variants read (named by their files)."""
+    from sim.policies.autoscaling import KubernetesParams, read_scalers
+
+    assert scenario.autoscaling is not None
+    problems: list[Problem] = []
+    for params in scenario.autoscaling.variants.values():
+        if isinstance(params, KubernetesParams):
+            try:
+                read_scalers(params.manifests, scenario.base_dir, scenario.services,
+                             params.services, params.metric_map(), scenario.start_time,
+                             dated=scenario.start_date is not None)
+            except ScenarioError as exc:
+                problems += exc.problems
+    return problems
 
 
 def _cluster_problems(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> list[Problem]:

@@ -8,8 +8,10 @@ reads YAML into these models; every knob of the product is defined once, here.
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
+import zoneinfo
 from collections.abc import Callable
 from typing import Any, ClassVar, Literal, Self
 
@@ -172,6 +174,10 @@ class Scenario(Strict):
     duration_s: PositiveDuration
     tick_s: PositiveDuration = 1.0
     start_clock: ClockTime | None = None
+    start_date: datetime.date | None = None
+    """Calendar date of t=0 (with ``start_clock``): places dated cron triggers."""
+    timezone: str | None = None
+    """IANA time zone of ``start_clock`` (e.g. ``Asia/Shanghai``); UTC when absent."""
     traffic: TrafficSpec
     services: dict[str, Service] = Field(min_length=1)
     slo: dict[str, Objectives] = Field(default_factory=dict)
@@ -194,6 +200,17 @@ class Scenario(Strict):
                 raise field_errors([(("duration",), "give duration or duration_s, not both")])
             data = {("duration_s" if k == "duration" else k): v for k, v in data.items()}
         return data
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"expected an IANA time zone such as 'Asia/Shanghai' or "
+                                 f"'UTC', got {value!r}") from None
+        return value
 
     @field_validator("name")
     @classmethod
@@ -285,6 +302,18 @@ class Scenario(Strict):
     def source(self) -> str:
         """Path the scenario was read from (``<memory>`` when built in code)."""
         return self._source
+
+    @property
+    def start_time(self) -> datetime.datetime | None:
+        """The aware date and time of t=0 (``start_date``, default 2000-01-01, at
+        ``start_clock`` in ``timezone``, default UTC), or None without a start clock."""
+        clock_s = self.start_clock_s
+        if clock_s is None:
+            return None
+        midnight = datetime.datetime.combine(
+            self.start_date or datetime.date(2000, 1, 1), datetime.time(),
+            tzinfo=zoneinfo.ZoneInfo(self.timezone or "UTC"))
+        return midnight + datetime.timedelta(seconds=clock_s)
 
     @property
     def start_clock_s(self) -> float | None:

@@ -18,12 +18,17 @@ from sim.policies.autoscaling.base import (
 from sim.policies.autoscaling.forecast import HoltForecaster, SeasonalNaiveForecaster
 from sim.policies.autoscaling.hpa import TargetTrackingPolicy
 from sim.policies.autoscaling.hpa_config import HpaSettings, TargetTrackingParams
+from sim.policies.autoscaling.k8s_read import read_scalers
+from sim.policies.autoscaling.kubernetes import KubernetesParams, KubernetesPolicy
 from sim.policies.autoscaling.predictive import PredictiveParams, PredictivePolicy
 from sim.policies.autoscaling.registry import POLICIES, build_policy
 from sim.policies.autoscaling.scheduled import ScheduledParams, StaticParams
 from sim.policies.autoscaling.step import StepParams
 
 __all__ = [
+    "KubernetesParams",
+    "KubernetesPolicy",
+    "read_scalers",
     "AutoscalingPolicy",
     "HoltForecaster",
     "HpaSettings",

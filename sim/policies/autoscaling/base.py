@@ -20,6 +20,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
 from sim.errors import PeaksimError
@@ -115,6 +116,8 @@ class PolicyContext:
     hands it only to policies that declare they use the plan (``uses_plan``), so a policy that
     learns from observations can never peek at the future curve. ``window_s`` is the metric
     averaging window (``build_policy`` fills it from the scenario's autoscaling section).
+    ``start_time`` is the aware date and time of t=0 (for calendar triggers such as cron), and
+    ``base_dir`` the scenario's directory (for files a policy reads, such as manifests).
     """
 
     services: Mapping[str, ServiceInfo]
@@ -122,6 +125,8 @@ class PolicyContext:
     start_clock_s: float | None
     forecast_rps: Callable[[str, float], float] | None
     window_s: float = 60.0
+    start_time: datetime | None = None
+    base_dir: str = "."
 
 
 class AutoscalingPolicy(ABC):

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from sim.policies.autoscaling.base import AutoscalingPolicy, PolicyContext, PolicyError
 from sim.policies.autoscaling.hpa import TargetTrackingPolicy
+from sim.policies.autoscaling.kubernetes import KubernetesPolicy
 from sim.policies.autoscaling.predictive import PredictivePolicy
 from sim.policies.autoscaling.scheduled import ScheduledPolicy, StaticPolicy
 from sim.policies.autoscaling.step import StepPolicy
@@ -18,7 +19,8 @@ from sim.schema import Strict, suggest
 
 POLICIES: Mapping[str, type[AutoscalingPolicy]] = MappingProxyType({
     cls.name: cls
-    for cls in (StaticPolicy, TargetTrackingPolicy, StepPolicy, ScheduledPolicy, PredictivePolicy)
+    for cls in (StaticPolicy, TargetTrackingPolicy, StepPolicy, ScheduledPolicy, PredictivePolicy,
+                KubernetesPolicy)
 })
 """Every autoscaling policy by the name scenarios use in ``policy:``."""
 
