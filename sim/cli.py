@@ -350,9 +350,24 @@ def plan(
     seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     out: OutOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print plan.json to stdout.")] = False,
+    schedule: Annotated[bool, typer.Option(
+        "--schedule", help="Plan the cheapest instances-over-time schedule instead.")] = False,
+    step: Annotated[str, typer.Option(help="--schedule: step length (minimum time between "
+                                           "changes).")] = "5m",
+    scale_down_delay: Annotated[str, typer.Option(
+        help="--schedule: keep a step's count this long after it.")] = "0",
+    write_variant: Annotated[str | None, typer.Option(
+        help="--schedule: add the schedule as this variant to a copy of the scenario.")] = None,
+    emit: Annotated[tuple[str, Path] | None, typer.Option(
+        metavar="FORMAT DIR", help="--schedule: write k8s manifests (HPA + KEDA ScaledObject "
+                                   "per service) or json into DIR.")] = None,
+    compare: Annotated[bool, typer.Option(
+        "--compare", help="--schedule: run every variant and the planned one side by side.")
+    ] = False,
 ) -> None:
     """How many instances of each service must be ready, and from when, to hold the SLO through
-    the scenario's peak (queueing estimate, confirmed by simulation). Exit 1 if no plan holds."""
+    the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
+    cheapest schedule over the whole run. Exit 1 if no plan holds."""
     with user_errors():
         from rich.markup import escape
 
@@ -362,6 +377,11 @@ def plan(
 
         scenario = load_scenario(file)
         console = _err() if as_json else _out()
+        if schedule:
+            _plan_schedule(scenario, console, as_json, headroom=headroom, margin_s=margin_s,
+                           seed=seed, out=out, step=step, delay=scale_down_delay,
+                           write_variant=write_variant, emit=emit, compare=compare)
+            return
         label = f"planning {scenario.name}"
         if console.is_terminal:
             with console.status(label) as status:
@@ -393,6 +413,62 @@ def plan(
                           f"report: {outcome.report_html or outcome.run_dir}", markup=False)
         if not outcome.plan.held:
             raise typer.Exit(1)
+
+
+def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroom: float,
+                   margin_s: float, seed: int | None, out: Path | None, step: str, delay: str,
+                   write_variant: str | None, emit: tuple[str, Path] | None,
+                   compare: bool) -> None:
+    """``peaksim plan --schedule`` (sim/plan_schedule*.py): print the schedule and verdict."""
+    from rich.markup import escape
+
+    from sim.console import comparison_table
+    from sim.plan_schedule import ScheduleOptions
+    from sim.plan_schedule_run import SCHEDULE_HEADER, run_schedule_plan, schedule_rows, verdict
+    from sim.scenario import Scenario
+    from sim.units import parse_duration_s
+
+    assert isinstance(scenario, Scenario)
+    try:
+        step_s, delay_s = parse_duration_s(step), parse_duration_s(delay)
+    except ValueError as exc:
+        raise PeaksimError(f"--step/--scale-down-delay: {exc}") from None
+    options = ScheduleOptions(step_s=step_s, headroom=headroom, margin_s=margin_s,
+                              scale_down_delay_s=delay_s, seed=seed)
+    label = f"planning the schedule of {scenario.name}"
+    with console.status(label) as status:
+        outcome = run_schedule_plan(
+            scenario, options, out=out, write_variant=write_variant, emit=emit,
+            compare=compare, on_trial=lambda what: status.update(f"{label}: simulating {what}"))
+    data = outcome.data
+    if as_json:
+        sys.stdout.write(json.dumps(data, indent=2) + "\n")
+    else:
+        table = Table(title=f"schedule for {scenario.name} — step {step}, headroom "
+                            f"{headroom:.0%}", title_justify="left")
+        for column in SCHEDULE_HEADER:
+            table.add_column(column, justify="right" if column in ("min", "peak", "cost")
+                             else "left")
+        for row in schedule_rows(data):
+            table.add_row(*row)
+        console.print(table, markup=False)
+        if outcome.compare_rows:
+            console.print(comparison_table(outcome.compare_rows, "the planned variant next to "
+                                                                 "the scenario's"))
+        mark = "[bold green]PASS[/]" if data["held"] else "[bold red]FAIL[/]"
+        console.print(f"{mark} {escape(verdict(data))}")
+        console.print(f"variant {outcome.variant_name} (ready to paste): "
+                      f"{outcome.run_dir / 'variant.yaml'}", markup=False)
+        if outcome.scenario_copy is not None:
+            console.print(f"scenario with it: {outcome.scenario_copy} (peaksim run "
+                          f"{outcome.scenario_copy} --policy {outcome.variant_name})",
+                          markup=False)
+        for path in outcome.emitted:
+            console.print(f"wrote {path}", markup=False)
+        console.print(f"{data['simulations']} simulations in {data['wall_s']:.1f} s; report: "
+                      f"{outcome.report_html or outcome.run_dir}", markup=False)
+    if not data["held"]:
+        raise typer.Exit(1)
 
 
 # --- peaksim loadtest (loadtests/runner.py; Locust runs as a subprocess) --------------------

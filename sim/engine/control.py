@@ -92,7 +92,7 @@ class Controller:
         if isinstance(params, ScheduledParams):
             due = [entry for entry in params.schedule if entry.at <= 0.0]
             return dict(due[-1].instances) if due else {}
-        return {}
+        return self.policy.initial_counts()
 
     def start(self, sim: EngineState) -> None:
         """Register the scrape and decision processes with the simulation's environment."""

@@ -153,6 +153,11 @@ class AutoscalingPolicy(ABC):
         """Which ``INSTANCE_METRICS`` name the engine should put in ``InstanceView.metric``."""
         return None
 
+    def initial_counts(self) -> dict[str, int]:
+        """Counts in place at t=0 that the policy had established before the run (services
+        left out start at their initial count)."""
+        return {}
+
     @abstractmethod
     def decide(self, obs: Observation) -> dict[str, int]:
         """Desired instance counts per service; a service left out keeps its count.

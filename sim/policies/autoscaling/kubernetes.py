@@ -221,6 +221,16 @@ class KubernetesPolicy(AutoscalingPolicy):
         # each rule's own value in.
         return "utilization" if service in self.controllers else None
 
+    def initial_counts(self) -> dict[str, int]:
+        """A cron window open at t=0 has held its count before the run (within the bounds)."""
+        counts = {}
+        for name, controller in self.controllers.items():
+            open_ = [tl.cron.replicas for tl in controller.timelines if tl.active(0.0)]
+            if open_:
+                scaler = controller.scaler
+                counts[name] = max(scaler.min_replicas, min(max(open_), scaler.max_replicas))
+        return counts
+
     def decide(self, obs: Observation) -> dict[str, int]:
         desired: dict[str, int] = {}
         for name, controller in self.controllers.items():
