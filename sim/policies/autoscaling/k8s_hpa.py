@@ -46,6 +46,7 @@ def hpa_scaler(doc: dict[str, Any], reader: Reader,
         reader.add(["apiVersion"], f"expected autoscaling/v2, got {doc.get('apiVersion')!r} "
                    "(convert older versions with kubectl convert)")
         return None
+    doc = quantities_as_strings(doc)
     try:
         hpa = V2HorizontalPodAutoscaler.model_validate(doc)
     except ValidationError as exc:
@@ -70,6 +71,20 @@ def hpa_scaler(doc: dict[str, Any], reader: Reader,
         min_replicas=spec.min_replicas if spec.min_replicas is not None else 1,
         max_replicas=spec.max_replicas, metrics=tuple(r for r in rules if r is not None),
         behavior=behavior or None)
+
+
+def quantities_as_strings(value: Any, key: str = "", in_target: bool = False) -> Any:
+    """A copy with numeric quantities (``target.value``/``averageValue``, ``tolerance``) as
+    strings: the API server takes ``averageValue: 1`` (an int-or-string), the client model
+    only a string."""
+    if isinstance(value, dict):
+        return {k: quantities_as_strings(v, k, key == "target") for k, v in value.items()}
+    if isinstance(value, list):
+        return [quantities_as_strings(v) for v in value]
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if numeric and ((in_target and key in ("value", "averageValue")) or key == "tolerance"):
+        return str(value)
+    return value
 
 
 def metric_rule(metric: dict[str, Any], path: list[str | int], reader: Reader,
@@ -145,6 +160,7 @@ def to_behavior(raw: Any, path: Sequence[str | int], reader: Reader) -> Behavior
         return None
     from kubernetes.client import V2HorizontalPodAutoscalerBehavior
 
+    raw = quantities_as_strings(raw)
     try:
         V2HorizontalPodAutoscalerBehavior.model_validate(raw)
     except ValidationError as exc:
