@@ -48,6 +48,7 @@ from sim.plan_steps import (
     with_schedule,
 )
 from sim.plan_window import shifted_scenario
+from sim.policies.config import AutoscalingSection
 from sim.result import RunResult
 from sim.scenario import Scenario
 from sim.servicetime import sampler_for
@@ -113,12 +114,13 @@ class SchedulePlan:
 
 def simulate_schedule(
     scenario: Scenario, entries: list[dict[str, object]], seed: int | None,
-    progress: Callable[[float], None] | None = None,
+    timing: AutoscalingSection | None = None,
 ) -> RunResult:
-    """Simulate ``scenario`` under a ``scheduled`` variant with ``entries`` (the one entry point
-    of the schedule planner into the engine)."""
-    return simulate(with_schedule(scenario, VARIANT, entries), variant=VARIANT, seed=seed,
-                    progress=progress)
+    """Simulate ``scenario`` under a ``scheduled`` variant with ``entries``, on the control
+    loop of ``timing`` (default: the scenario's own) -- the one entry point of the schedule
+    planner into the engine."""
+    return simulate(with_schedule(scenario, VARIANT, entries, timing), variant=VARIANT,
+                    seed=seed)
 
 
 @dataclass
@@ -325,7 +327,8 @@ class SchedulePlanner:
             scenario = shifted_scenario(scenario, start_s, end_s)
         shown = ", ".join(names)
         self._announce(f"steps {self._labels([warm, last])} of {shown}")
-        result = simulate_schedule(scenario, entries, self.options.seed)
+        result = simulate_schedule(scenario, entries, self.options.seed,
+                                   self.scenario.autoscaling)
         self.simulations += 1
         grid = self.grid.shifted(start_s, end_s)
         inner = step_verdicts(result, scenario, grid, names)

@@ -149,10 +149,12 @@ def schedule_entries(curves: Mapping[str, Curve], shift_s: float = 0.0
     return [{"at": t, "instances": dict(sorted(by_time[t].items()))} for t in sorted(by_time)]
 
 
-def with_schedule(scenario: Scenario, name: str, entries: list[dict[str, object]]) -> Scenario:
+def with_schedule(scenario: Scenario, name: str, entries: list[dict[str, object]],
+                  timing: AutoscalingSection | None = None) -> Scenario:
     """A copy of ``scenario`` whose autoscaling section has (only) the ``scheduled`` variant
-    ``name`` running ``entries``, with the scenario's control-loop timing."""
-    section = scenario.autoscaling or AutoscalingSection()
+    ``name`` running ``entries``, with the control-loop timing of ``timing`` (default: the
+    scenario's own section)."""
+    section = timing or scenario.autoscaling or AutoscalingSection()
     data = {"interval_s": section.interval_s, "scrape_s": section.scrape_s,
             "window_s": section.window_s, "default": name,
             "variants": {name: {"policy": "scheduled", "schedule": entries}}}

@@ -76,6 +76,8 @@ class CronWindow:
     timezone: str
     replicas: int
     where: str
+    path: tuple[str | int, ...] = ()
+    """Field path of the trigger's metadata in its manifest."""
 
 
 @dataclass(frozen=True)

@@ -134,10 +134,13 @@ def keda_scaler(doc: dict[str, Any], reader: Reader,
 
     try:
         so = ScaledObject.model_validate(doc)
+    except ValidationError as exc:
+        reader.validation(exc)
+        return None
+    try:
         meta = V1ObjectMeta.model_validate(so.metadata)
     except ValidationError as exc:
-        reader.validation(exc, [] if "apiVersion" in str(exc) or "spec" in str(exc) else
-                          ["metadata"])
+        reader.validation(exc, ["metadata"])
         return None
     spec = so.spec
     ok = True
@@ -243,7 +246,7 @@ def _cron(meta: Mapping[str, Scalar], at: list[str | int], reader: Reader) -> Cr
     if not ok:
         return None
     return CronWindow(str(meta["start"]), str(meta["end"]), str(meta["timezone"]), replicas,
-                      reader.where(at))
+                      reader.where(at), tuple(at))
 
 
 def _prometheus(trigger: Trigger, path: list[str | int], reader: Reader,

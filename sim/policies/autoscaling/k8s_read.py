@@ -103,8 +103,7 @@ def _place(scaler: TargetScaler, reader: Reader, by_target: Mapping[str, str],
 def _check_crons(scaler: TargetScaler, reader: Reader, start_time: datetime | None,
                  dated: bool) -> None:
     for cron in scaler.crons:
-        path = cron.where.split(": ", 1)[1].replace("[", ".").replace("]", "").split(".")
-        keys = [int(p) if p.isdigit() else p for p in path]
+        keys = list(cron.path)
         if start_time is None:
             reader.add(keys, "a cron trigger needs the scenario's start_clock (and timezone, "
                        "start_date) to place its times")
