@@ -423,9 +423,9 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
     from rich.markup import escape
 
     from sim.console import comparison_table
-    from sim.plan_schedule import ScheduleOptions
-    from sim.plan_schedule_run import SCHEDULE_HEADER, run_schedule_plan, schedule_rows, verdict
-    from sim.scenario import Scenario
+    from sim.model import Scenario
+    from sim.plan import SCHEDULE_HEADER, ScheduleOptions, schedule_rows, schedule_verdict
+    from sim.runs import schedule_scenario
     from sim.units import parse_duration_s
 
     assert isinstance(scenario, Scenario)
@@ -437,7 +437,7 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
                               scale_down_delay_s=delay_s, seed=seed)
     label = f"planning the schedule of {scenario.name}"
     with console.status(label) as status:
-        outcome = run_schedule_plan(
+        outcome = schedule_scenario(
             scenario, options, out=out, write_variant=write_variant, emit=emit,
             compare=compare, on_trial=lambda what: status.update(f"{label}: simulating {what}"))
     data = outcome.data
@@ -456,7 +456,7 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
             console.print(comparison_table(outcome.compare_rows, "the planned variant next to "
                                                                  "the scenario's"))
         mark = "[bold green]PASS[/]" if data["held"] else "[bold red]FAIL[/]"
-        console.print(f"{mark} {escape(verdict(data))}")
+        console.print(f"{mark} {escape(schedule_verdict(data))}")
         console.print(f"variant {outcome.variant_name} (ready to paste): "
                       f"{outcome.run_dir / 'variant.yaml'}", markup=False)
         if outcome.scenario_copy is not None:

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.errors import ScenarioError
-from sim.k8s_keda import query_metric
-from sim.k8s_read import read_scalers
+from sim.policies.autoscaling import read_scalers
+from sim.policies.autoscaling.k8s_keda import query_metric
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "scenarios"
 SERVICES = ("browse", "order", "payment")

@@ -16,9 +16,18 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.engine import simulate
-from sim.loader import load_scenario, parse_scenario
-from sim.plan_schedule import ScheduleOptions, SchedulePlan, plan_schedule, simulate_schedule
-from sim.plan_steps import StepGrid, _holds, envelope, schedule_entries, step_verdicts
+from sim.model import load_scenario, parse_scenario
+from sim.plan import (
+    ScheduleOptions,
+    SchedulePlan,
+    StepGrid,
+    envelope,
+    plan_schedule,
+    schedule_entries,
+    simulate_schedule,
+    step_verdicts,
+)
+from sim.plan.steps import _holds
 
 # api: 2 workers per instance, exponential 50 ms: 20 rps until 11:10, 150 rps from 11:12 to
 # 11:17, 30 rps from 11:20 (the ramps are linear).
@@ -89,7 +98,7 @@ def test_schedule_is_cheaper_than_the_peak_count_all_run(plan: SchedulePlan) -> 
 
 def test_emitted_manifests_reproduce_the_plan_counts(plan: SchedulePlan,
                                                      tmp_path: Path) -> None:
-    from sim.k8s_emit import emit_k8s
+    from sim.plan import emit_k8s
 
     files = emit_k8s(plan, tmp_path / "k8s")
     assert sorted(p.name for p in files) == ["api-hpa.yaml", "api-scaledobject.yaml"]

@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from sim.k8s_common import CronWindow, MetricRule, TargetScaler
-from sim.policies.autoscaling import InstanceView, Observation, ServiceView
-from sim.policies.hpa_config import HpaSettings
-from sim.policies.kubernetes import CronTimeline, ManifestHpa
+from sim.policies.autoscaling import HpaSettings, InstanceView, Observation, ServiceView
+from sim.policies.autoscaling.k8s_common import CronWindow, MetricRule, TargetScaler
+from sim.policies.autoscaling.kubernetes import CronTimeline, ManifestHpa
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 10, 23, 0, tzinfo=SHANGHAI)
@@ -93,8 +92,7 @@ def test_cron_trigger_is_an_average_value_metric_within_the_tolerance() -> None:
 
 
 def test_keda_idles_after_the_cooldown_without_an_active_trigger() -> None:
-    from sim.policies.autoscaling import PolicyContext, ServiceInfo
-    from sim.policies.kubernetes import KubernetesPolicy
+    from sim.policies.autoscaling import KubernetesPolicy, PolicyContext, ServiceInfo
 
     policy = KubernetesPolicy.__new__(KubernetesPolicy)
     context = PolicyContext({"api": ServiceInfo(4, 0, 50, 1, 30.0, 50.0)}, 15.0, None, None)

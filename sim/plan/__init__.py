@@ -1,8 +1,10 @@
 """Capacity planning: queueing estimates, the peak window and the search by simulation.
 
-Owns ``make_plan`` (how many instances, ready by when) and the plan.json content, and the
-queueing formulas (Erlang C, Allen–Cunneen). May import the foundation modules, ``sim.model``
-and ``sim.engine``; writing run directories and reports is left to ``sim.runs``.
+Owns ``make_plan`` (how many instances, ready by when) and the plan.json content, the
+queueing formulas (Erlang C, Allen–Cunneen), and ``plan_schedule`` (the cheapest
+instances-over-time schedule, its variant, schedule.json and Kubernetes manifests). May
+import the foundation modules, ``sim.model``, ``sim.policies.autoscaling`` and
+``sim.engine``; writing run directories and reports is left to ``sim.runs``.
 """
 
 from sim.plan.estimate import (
@@ -12,6 +14,7 @@ from sim.plan.estimate import (
     objective_holds,
     service_time_grid_s,
 )
+from sim.plan.k8s_emit import emit_k8s
 from sim.plan.planner import DEFAULT_HEADROOM, DEFAULT_MARGIN_S, PlanError, make_plan
 from sim.plan.plans import PLAN_FILE, ObjectiveCheck, Plan, ServicePlan, plan_json, plan_verdict
 from sim.plan.queueing import (
@@ -24,10 +27,41 @@ from sim.plan.queueing import (
     mmc_queue_at_least,
     mmc_response_quantile_s,
 )
+from sim.plan.schedule import ScheduleOptions, SchedulePlan, plan_schedule, simulate_schedule
+from sim.plan.schedule_out import (
+    SCHEDULE_FILE,
+    SCHEDULE_HEADER,
+    VARIANT_FILE,
+    hpa_variant,
+    scenario_with_variant,
+    schedule_json,
+    schedule_rows,
+    schedule_verdict,
+    variant_yaml,
+)
 from sim.plan.search import CountSearch
+from sim.plan.steps import StepGrid, envelope, schedule_entries, step_verdicts
 from sim.plan.window import HALF_PEAK, LEAD_S, MAX_WINDOW_S, TAIL_S, peak_window
 
 __all__ = [
+    "SCHEDULE_FILE",
+    "SCHEDULE_HEADER",
+    "ScheduleOptions",
+    "SchedulePlan",
+    "StepGrid",
+    "VARIANT_FILE",
+    "emit_k8s",
+    "envelope",
+    "hpa_variant",
+    "plan_schedule",
+    "scenario_with_variant",
+    "schedule_entries",
+    "schedule_json",
+    "schedule_rows",
+    "schedule_verdict",
+    "simulate_schedule",
+    "step_verdicts",
+    "variant_yaml",
     "plan_verdict",
     "plan_json",
     "ObjectiveCheck",

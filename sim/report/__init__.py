@@ -44,6 +44,8 @@ from sim.report.plotting import (
     service_title,
     to_png,
 )
+from sim.report.schedule_plot import PLOT_FILE as SCHEDULE_PLOT_FILE
+from sim.report.schedule_plot import plot_schedule
 from sim.report.verdict import judge, when
 from sim.report.writer import (
     ReportExtension,
@@ -54,6 +56,8 @@ from sim.report.writer import (
 )
 
 __all__ = [
+    "SCHEDULE_PLOT_FILE",
+    "plot_schedule",
     "BATCH_COLOUR",
     "CLUSTER_COLUMNS",
     "CLUSTER_SECTION",

@@ -17,7 +17,7 @@ from sim.policies.autoscaling.base import (
 )
 from sim.policies.autoscaling.forecast import HoltForecaster, SeasonalNaiveForecaster
 from sim.policies.autoscaling.hpa import TargetTrackingPolicy
-from sim.policies.autoscaling.hpa_config import HpaSettings, TargetTrackingParams
+from sim.policies.autoscaling.hpa_config import Behavior, HpaSettings, TargetTrackingParams
 from sim.policies.autoscaling.k8s_read import read_scalers
 from sim.policies.autoscaling.kubernetes import KubernetesParams, KubernetesPolicy
 from sim.policies.autoscaling.predictive import PredictiveParams, PredictivePolicy
@@ -26,6 +26,7 @@ from sim.policies.autoscaling.scheduled import ScheduledParams, StaticParams
 from sim.policies.autoscaling.step import StepParams
 
 __all__ = [
+    "Behavior",
     "KubernetesParams",
     "KubernetesPolicy",
     "read_scalers",

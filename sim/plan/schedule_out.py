@@ -1,6 +1,6 @@
 """What ``peaksim plan --schedule`` writes: the ``scheduled`` variant (ready to paste, or added
-to a copy of the scenario), schedule.json, and the plot of the schedule against the traffic
-and the HPA variant's actual counts.
+to a copy of the scenario), schedule.json and the terminal table (the plot is
+``sim.report.schedule_plot``).
 
 The copy keeps the scenario's text (comments included): the variant's YAML is inserted at the
 end of ``autoscaling.variants`` (or a new ``autoscaling`` section is appended).
@@ -12,19 +12,15 @@ import re
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import yaml
 
 from sim.errors import ScenarioError
-from sim.plan import PlanError
-from sim.plan_schedule import SchedulePlan
-from sim.result import RunResult
-from sim.scenario import Scenario
-from sim.traffic import TrafficModel
+from sim.model import Scenario, parse_scenario
+from sim.plan.planner import PlanError
+from sim.plan.schedule import SchedulePlan
 from sim.units import clock_label, format_duration
 
 SCHEDULE_FILE = "schedule.json"
-PLOT_FILE = "schedule.png"
 VARIANT_FILE = "variant.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -69,8 +65,6 @@ def scenario_with_variant(plan: SchedulePlan, name: str) -> str:
     else:
         raise PlanError(f"{scenario.source}: add the variant by hand (autoscaling.variants is "
                         "not a block mapping here); it is in " + VARIANT_FILE)
-    from sim.loader import parse_scenario
-
     try:
         parse_scenario(new, scenario.source, base_dir=scenario.base_dir)
     except ScenarioError as exc:
@@ -141,38 +135,24 @@ def hpa_variant(scenario: Scenario) -> str | None:
                  if getattr(v, "policy", None) == "target_tracking"), None)
 
 
-def plot_schedule(plan: SchedulePlan, hpa: tuple[str, RunResult] | None) -> bytes:
-    """Per service: the planned count, the confirming run's ready instances and the HPA
-    variant's, against the traffic (right axis)."""
-    from sim.plots import finish_time_axes, new_figure, service_title, to_png
+SCHEDULE_HEADER = ("service", "min", "peak", "schedule (from: instances)", "cost", "SLO")
 
-    names = list(plan.services)
-    fig, axes = new_figure(len(names), 2.8)
-    traffic = TrafficModel(plan.scenario)
-    grid_s = np.arange(0.0, plan.grid.duration_s, 10.0)
-    tick_s = plan.confirm.tick_s
-    for ax, name in zip(axes, names, strict=True):
-        s = plan.services[name]
-        times = [*s.times_s, plan.grid.duration_s]
-        ax.step(times, [*s.counts, s.counts[-1]], where="post", color="black", lw=1.6,
-                label="planned schedule")
-        ready = plan.confirm.services[name].columns["instances_ready"]
-        ticks = np.arange(ready.size) * tick_s
-        ax.plot(ticks, ready, color="#2ca02c", lw=1.0, label="ready (planned run)")
-        if hpa is not None:
-            running = hpa[1].services[name].columns["instances_running"]
-            ax.plot(np.arange(running.size) * hpa[1].tick_s, running, color="#d62728", lw=1.0,
-                    ls="--", label=f"{hpa[0]} (actual)")
-        ax.set_ylabel("instances")
-        right = ax.twinx()
-        right.fill_between(grid_s, traffic.rates_rps(name, grid_s), color="#9e9e9e",
-                           alpha=0.25, lw=0, label="traffic (rps)")
-        right.set_ylabel("requests/s")
-        handles = ax.get_legend_handles_labels()
-        extra = right.get_legend_handles_labels()
-        ax.legend(handles[0] + extra[0], handles[1] + extra[1], loc="upper left",
-                  bbox_to_anchor=(1.12, 1.0), frameon=False, fontsize="small")
-        cost = plan.confirm.summary()["services"][name]["cost"]
-        service_title(ax, name, names, f"planned cost ${cost:.2f}")
-    finish_time_axes(axes, plan.scenario.start_clock_s, (0.0, plan.grid.duration_s))
-    return to_png(fig)
+
+def schedule_rows(data: dict[str, Any]) -> list[list[str]]:
+    """Terminal table rows of schedule.json: per service, the planned segments and the cost."""
+    rows = []
+    for name, s in data["services"].items():
+        shown = ", ".join(f"{seg['from']} {seg['instances']}" for seg in s["segments"])
+        rows.append([name, str(min(s["planned"])), str(max(s["planned"])), shown,
+                     f"${s['cost']:.2f}", "held" if s["held"] else f"NOT HELD {s['note']}"])
+    return rows
+
+
+def schedule_verdict(data: dict[str, Any]) -> str:
+    """One line: held or not, and the cost of the whole run."""
+    cost = data["cost"]["total"]
+    if data["held"]:
+        return (f"The schedule holds the SLO in every {data['step_s']:g}-s step and over the "
+                f"whole run at ${cost:.2f}.")
+    missed = [n for n, s in data["services"].items() if not s["held"]]
+    return f"The schedule does not hold for {', '.join(missed)} (cost ${cost:.2f})."

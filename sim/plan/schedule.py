@@ -5,9 +5,9 @@ Mandelbaum, Massey & Whitt 2008, "Staffing of time-varying queues to achieve tim
 performance"): the run is cut into steps of ``step_s``; per service and step,
 
 1. a first guess from the stationary queueing model at the step's highest rate (SIPP-max:
-   Erlang C with the Allen-Cunneen correction, ``sim.plan_estimate``);
+   Erlang C with the Allen-Cunneen correction, ``sim.plan.estimate``);
 2. simulate the schedule and judge **each step** against the service's objectives
-   (``sim.plan_steps``); per (service, step) gallop and bisect between the largest count seen
+   (``sim.plan.steps``); per (service, step) gallop and bisect between the largest count seen
    to miss and the smallest seen to hold, all steps and services in the same simulation;
 3. iterate to convergence: the smallest counts found together are simulated jointly (a step's
    backlog spills into the next); any step that misses is raised by one until every step holds;
@@ -37,22 +37,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.engine import simulate
-from sim.plan import PlanError
-from sim.plan_estimate import ServiceModel, estimate_instances
-from sim.plan_steps import (
+from sim.engine import RunResult, simulate
+from sim.model import AutoscalingSection, Scenario, TrafficModel, sampler_for
+from sim.plan.estimate import ServiceModel, estimate_instances
+from sim.plan.planner import PlanError
+from sim.plan.steps import (
     StepGrid,
     envelope,
     schedule_entries,
     step_verdicts,
     with_schedule,
 )
-from sim.plan_window import shifted_scenario
-from sim.policies.config import AutoscalingSection
-from sim.result import RunResult
-from sim.scenario import Scenario
-from sim.servicetime import sampler_for
-from sim.traffic import TrafficModel
+from sim.plan.window import shifted_scenario
 
 DEFAULT_STEP_S = 300.0
 MAX_JOINT_ROUNDS = 8

@@ -24,11 +24,12 @@ from typing import Any
 
 import yaml
 
-from sim.plan_schedule import SchedulePlan
-from sim.plan_schedule_out import hpa_variant
-from sim.policies.hpa_config import Behavior, HpaSettings
+from sim.model import Scenario
+from sim.plan.planner import PlanError
+from sim.plan.schedule import SchedulePlan
+from sim.plan.schedule_out import hpa_variant
+from sim.policies.autoscaling import Behavior, HpaSettings
 from sim.runio import atomic_write_text
-from sim.scenario import Scenario
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "peaksim"}
 
@@ -64,8 +65,6 @@ def scaled_object(plan: SchedulePlan, name: str) -> dict[str, Any]:
     spec = scenario.services[name]
     start = scenario.start_time
     if start is None:
-        from sim.plan import PlanError
-
         raise PlanError("--emit k8s needs the scenario's start_clock (and timezone, start_date) "
                         "to write cron triggers")
     tz = scenario.timezone or "UTC"

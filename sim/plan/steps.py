@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.engine import RunResult
 from sim.errors import PeaksimError
-from sim.policies.config import AutoscalingSection
-from sim.result import RunResult
-from sim.scenario import Scenario
+from sim.model import AutoscalingSection, Scenario
 from sim.units import clock_label, format_duration
 
 Curve = tuple[tuple[float, ...], tuple[int, ...]]
@@ -166,7 +165,7 @@ def with_schedule(scenario: Scenario, name: str, entries: list[dict[str, object]
 def step_verdicts(result: RunResult, scenario: Scenario, grid: StepGrid,
                   names: Sequence[str]) -> dict[str, list[bool]]:
     """Per service and step: does the step hold every objective? (conservative bounds from
-    per-tick figures; see ``sim.plan_schedule``)."""
+    per-tick figures; see ``sim.plan.schedule``)."""
     out = {}
     for name in names:
         columns = result.services[name].columns
