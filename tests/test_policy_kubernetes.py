@@ -34,6 +34,14 @@ def test_cron_time_zone_is_the_trigger_own() -> None:
     assert timeline.active(8 * 3600 + 45 * 60)
 
 
+def test_cron_times_are_elapsed_seconds_across_a_dst_change() -> None:
+    # Berlin skips 02:00-03:00 on 29 March 2026: 04:00 local is 3 h after midnight
+    t0 = datetime(2026, 3, 29, 0, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    timeline = CronTimeline(_cron("0 4 29 3 *", "0 5 29 3 *", tz="Europe/Berlin"), t0)
+    assert not timeline.active(3 * 3600 - 1) and timeline.active(3 * 3600)
+    assert timeline.active(4 * 3600 - 1) and not timeline.active(4 * 3600)
+
+
 def test_window_opened_before_the_run_is_open_at_start() -> None:
     timeline = CronTimeline(_cron("0 8 1 11 *", "0 8 20 11 *"), T0)  # 1 to 20 November
     assert timeline.active(0.0) and timeline.active(3600.0)

@@ -18,7 +18,6 @@ Per planned service, two files:
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import yaml
 from sim.model import Scenario
 from sim.plan.planner import PlanError
 from sim.plan.schedule import SchedulePlan
-from sim.plan.schedule_out import hpa_variant
+from sim.plan.schedule_out import at_run_s, hpa_variant
 from sim.policies.autoscaling import Behavior, HpaSettings
 from sim.runio import atomic_write_text
 
@@ -97,7 +96,7 @@ def scaled_object(plan: SchedulePlan, name: str) -> dict[str, Any]:
 
 def _cron(start: Any, t_s: float, dated: bool) -> str:
     """``minute hour day month *`` (or daily ``minute hour * * *``) of run time ``t_s``."""
-    when = start + timedelta(seconds=t_s)
+    when = at_run_s(start, t_s)
     if dated:
         return f"{when.minute} {when.hour} {when.day} {when.month} *"
     return f"{when.minute} {when.hour} * * *"

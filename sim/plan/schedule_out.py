@@ -9,6 +9,7 @@ end of ``autoscaling.variants`` (or a new ``autoscaling`` section is appended).
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +121,13 @@ def schedule_json(plan: SchedulePlan) -> dict[str, Any]:
     }
 
 
-def _iso(start: Any, t_s: float) -> str:
-    from datetime import timedelta
+def at_run_s(start: datetime, t_s: float) -> datetime:
+    """The local date and time ``t_s`` elapsed seconds after ``start`` (across DST changes)."""
+    return datetime.fromtimestamp(start.timestamp() + t_s, start.tzinfo)
 
-    return (start + timedelta(seconds=t_s)).isoformat()
+
+def _iso(start: datetime, t_s: float) -> str:
+    return at_run_s(start, t_s).isoformat()
 
 
 def hpa_variant(scenario: Scenario) -> str | None:

@@ -83,18 +83,21 @@ class CronTimeline:
             self._extend(max(2.0 * t_s, 3 * 86400.0))
         return any(a <= t_s + 1e-6 < b for a, b in self.spans)
 
+    def _run_s(self, when: datetime) -> float:
+        # elapsed seconds (timestamps): wall-clock differences would be off across a DST change
+        return when.timestamp() - self.t0.timestamp()
+
     def _extend(self, horizon_s: float) -> None:
         from croniter import croniter
 
-        end = self.t0 + timedelta(seconds=horizon_s)
+        end = datetime.fromtimestamp(self.t0.timestamp() + horizon_s, self.t0.tzinfo)
         spans = []
         # A window opened long before t=0 and still open (KEDA: the last start is later than
         # the last end) ...
         last_start = croniter(self.cron.start, self.t0).get_prev(datetime)
         if last_start > croniter(self.cron.end, self.t0).get_prev(datetime):
             stop = croniter(self.cron.end, last_start).get_next(datetime)
-            spans.append(((last_start - self.t0).total_seconds(),
-                          (stop - self.t0).total_seconds()))
+            spans.append((self._run_s(last_start), self._run_s(stop)))
         # ... and every window that opens from a day before t=0 to the horizon.
         starts = croniter(self.cron.start, self.t0 - timedelta(days=1))
         while True:
@@ -102,7 +105,7 @@ class CronTimeline:
             if start >= end:
                 break
             stop = croniter(self.cron.end, start).get_next(datetime)
-            spans.append(((start - self.t0).total_seconds(), (stop - self.t0).total_seconds()))
+            spans.append((self._run_s(start), self._run_s(stop)))
         self.spans, self.horizon_s = spans, horizon_s
 
 
