@@ -204,6 +204,9 @@ def schedule_scenario(
     """Plan ``scenario``'s schedule and write everything (see the module docstring)."""
     if emit is not None and emit[0] not in EMIT_FORMATS:
         raise PeaksimError(f"--emit {emit[0]}: expected one of {', '.join(EMIT_FORMATS)}")
+    if emit is not None and emit[0] == "k8s" and scenario.start_time is None:
+        raise PlanError("--emit k8s needs the scenario's start_clock (and timezone, start_date) "
+                        "to write cron triggers")
     if (write_variant is not None or compare) and scenario.source == "<memory>":
         raise PlanError("--write-variant and --compare need a scenario read from a file")
     plan = plan_schedule(scenario, options, on_trial)

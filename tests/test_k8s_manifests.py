@@ -80,6 +80,24 @@ def test_shipped_examples_map_every_metric_trigger_and_behavior() -> None:
     assert [(r.metric, r.target) for r in scalers["browse"].metrics] == [("utilization", 0.6)]
 
 
+def test_shipped_planned_manifests_give_one_count_at_every_minute_of_the_run() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from sim.policies.autoscaling.kubernetes import CronTimeline
+
+    start = datetime(2026, 11, 10, 23, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+    files = sorted(str(p.relative_to(EXAMPLES))
+                   for p in (EXAMPLES / "k8s" / "planned").glob("*-scaledobject.yaml"))
+    scalers = read_scalers(files, str(EXAMPLES), SERVICES, {}, {}, start, dated=True)
+    assert sorted(scalers) == sorted(SERVICES)
+    for scaler in scalers.values():
+        assert not scaler.metrics  # the plan alone: cron triggers only
+        timelines = [CronTimeline(cron, start) for cron in scaler.crons]
+        for t_s in range(0, 7200, 60):
+            assert sum(tl.active(float(t_s)) for tl in timelines) == 1, t_s
+
+
 def test_services_mapping_maps_a_target_of_another_name(tmp_path: Path) -> None:
     scalers = _read(tmp_path, HPA.replace("name: api}", "name: shop-api}"),
                     targets={"api": "shop-api"})
