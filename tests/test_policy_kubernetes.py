@@ -5,9 +5,19 @@ to a cron trigger, and KEDA's idle count."""
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from sim.policies.autoscaling import HpaSettings, InstanceView, Observation, ServiceView
+from sim.policies.autoscaling import (
+    HpaSettings,
+    InstanceView,
+    KubernetesParams,
+    KubernetesPolicy,
+    Observation,
+    PolicyContext,
+    ServiceInfo,
+    ServiceView,
+)
 from sim.policies.autoscaling.k8s_common import CronWindow, MetricRule, TargetScaler
 from sim.policies.autoscaling.kubernetes import CronTimeline, ManifestHpa
 
@@ -99,18 +109,27 @@ def test_cron_trigger_is_an_average_value_metric_within_the_tolerance() -> None:
     assert exact._propose(_view(14, None)) == 1
 
 
-def test_keda_idles_after_the_cooldown_without_an_active_trigger() -> None:
-    from sim.policies.autoscaling import KubernetesPolicy, PolicyContext, ServiceInfo
+IDLE_SO = """apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: api}
+spec:
+  scaleTargetRef: {name: api}
+  minReplicaCount: 0
+  cooldownPeriod: 300
+  triggers:
+    - type: cron
+      metadata: {timezone: Asia/Shanghai, start: 0 23 10 11 *, end: 10 23 10 11 *,
+                 desiredReplicas: "5"}
+"""
 
-    policy = KubernetesPolicy.__new__(KubernetesPolicy)
-    context = PolicyContext({"api": ServiceInfo(4, 0, 50, 1, 30.0, 50.0)}, 15.0, None, None)
-    policy.context, policy.params, policy._reasons = context, None, {}  # type: ignore[assignment]
-    cron = _cron("0 23 10 11 *", "10 23 10 11 *", replicas=5)
-    scaler = TargetScaler("m.yaml", "ScaledObject", "api", "api", 1, 50, (), None, (cron,),
-                          idle_replicas=0, cooldown_s=300.0)
-    settings = HpaSettings.model_validate({"tolerance": 0.0})
-    policy.controllers = {"api": ManifestHpa(scaler, settings.resolve("api"), 60.0, T0)}
-    policy.last_active_s = {}
+
+def test_keda_idles_after_the_cooldown_without_an_active_trigger(tmp_path: Path) -> None:
+    (tmp_path / "so.yaml").write_text(IDLE_SO, encoding="utf-8")
+    params = KubernetesParams.model_validate({"policy": "kubernetes", "manifests": ["so.yaml"]})
+    context = PolicyContext({"api": ServiceInfo(4, 0, 50, 1, 30.0, 50.0)}, 15.0, None, None,
+                            start_time=T0, base_dir=str(tmp_path))
+    policy = KubernetesPolicy(params, context)
+    assert policy.initial_counts() == {"api": 5}  # the window is open at t=0
 
     def decide(t_s: float, current: int) -> dict[str, int]:
         return policy.decide(Observation(t_s, None, {"api": _view(current, 0.1)}, {}))
