@@ -457,6 +457,8 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
                                                                  "the scenario's"))
         mark = "[bold green]PASS[/]" if data["held"] else "[bold red]FAIL[/]"
         console.print(f"{mark} {escape(schedule_verdict(data))}")
+        for name, why in data["skipped"].items():
+            console.print(f"  - {name} not planned: {why}", markup=False)
         console.print(f"variant {outcome.variant_name} (ready to paste): "
                       f"{outcome.run_dir / 'variant.yaml'}", markup=False)
         if outcome.scenario_copy is not None:

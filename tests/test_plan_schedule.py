@@ -178,3 +178,11 @@ def test_step_bound_from_tick_percentiles() -> None:
     errors["timed_out"] = np.array([2.0])
     assert not _holds("error_rate", 0.01, errors, 1000.0)
     assert _holds("error_rate", 0.02, errors, 1000.0)
+
+
+def test_slo_no_count_can_hold_is_reported(tmp_path: Path) -> None:
+    file = tmp_path / "tight.yaml"
+    file.write_text(SMALL.replace("api: {p95_ms: 200,", "api: {p95_ms: 10,"), encoding="utf-8")
+    result = CliRunner().invoke(app, ["plan", str(file), "--schedule"])
+    assert result.exit_code == 2
+    assert "api: p95_ms 10 is below the service time's own p95" in result.output

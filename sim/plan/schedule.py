@@ -101,10 +101,13 @@ class SchedulePlan:
     simulations: int
     wall_s: float
     skipped: dict[str, str] = field(default_factory=dict)
+    """Services not planned (no SLO, no traffic) and why."""
+    infeasible: dict[str, str] = field(default_factory=dict)
+    """Services whose SLO no count can hold (an objective the service time alone breaks)."""
 
     @property
     def held(self) -> bool:
-        return bool(self.confirm.summary()["slo_met"]) and all(
+        return not self.infeasible and bool(self.confirm.summary()["slo_met"]) and all(
             s.held for s in self.services.values())
 
 
@@ -172,6 +175,7 @@ class SchedulePlanner:
         self.grid = StepGrid.of(scenario, options.step_s, interval_s)
         self.simulations = 0
         self.skipped: dict[str, str] = {}
+        self.infeasible: dict[str, str] = {}
         self.services = self._plannable()
 
     # ------------------------------------------------------------------ setup
@@ -183,9 +187,18 @@ class SchedulePlanner:
             elif self.traffic.peak(name)[0] <= 0:
                 self.skipped[name] = "no traffic in the run"
             else:
-                names.append(name)
+                spec = self.scenario.services[name]
+                model = ServiceModel.of(spec, sampler_for(spec.service_time,
+                                                          self.scenario.base_dir))
+                peak = estimate_instances(self.scenario.slo[name], self.traffic.peak(name)[0],
+                                          model)
+                if peak.instances is None:
+                    self.infeasible[name] = peak.reason
+                else:
+                    names.append(name)
         if not names:
-            reasons = "; ".join(f"{k}: {v}" for k, v in self.skipped.items())
+            reasons = "; ".join(f"{k}: {v}" for k, v in {**self.skipped,
+                                                          **self.infeasible}.items())
             raise PlanError(f"no service of {self.scenario.name} can be planned: {reasons}")
         return names
 
@@ -200,8 +213,7 @@ class SchedulePlanner:
             grid = np.arange(t0, t1, 1.0)
             rate = float(self.traffic.rates_rps(name, grid).max()) if grid.size else 0.0
             estimate = estimate_instances(objectives, rate, model)
-            if estimate.instances is None:
-                raise PlanError(f"{name}: no count can hold the SLO ({estimate.reason})")
+            assert estimate.instances is not None  # feasible at the peak: at any rate
             guesses.append(self._clamp(name, estimate.instances))
         return guesses
 
@@ -256,7 +268,8 @@ class SchedulePlanner:
                 held=not missed and not unheld and bool(
                     confirm.summary()["services"][name]["slo_met"]), note=note)
         return SchedulePlan(self.scenario, self.grid, self.options, services, entries, confirm,
-                            self.simulations, time.perf_counter() - started, self.skipped)
+                            self.simulations, time.perf_counter() - started, self.skipped,
+                            self.infeasible)
 
     def _search(self, searches: dict[str, list[_Search]]) -> dict[str, list[int]]:
         """Step 2: bracket every (service, step) at once until all are settled."""

@@ -117,7 +117,7 @@ def schedule_json(plan: SchedulePlan) -> dict[str, Any]:
         "steps": [grid.label(k) for k in range(grid.n_steps)],
         "held": plan.held, "cost": summary["cost"], "simulations": plan.simulations,
         "wall_s": round(plan.wall_s, 3), "schedule": plan.entries, "services": services,
-        "skipped": plan.skipped,
+        "skipped": plan.skipped, "infeasible": plan.infeasible,
     }
 
 
@@ -159,4 +159,5 @@ def schedule_verdict(data: dict[str, Any]) -> str:
         return (f"The schedule holds the SLO in every {data['step_s']:g}-s step and over the "
                 f"whole run at ${cost:.2f}.")
     missed = [n for n, s in data["services"].items() if not s["held"]]
+    missed += [f"{n} (no count can hold its SLO: {why})" for n, why in data["infeasible"].items()]
     return f"The schedule does not hold for {', '.join(missed)} (cost ${cost:.2f})."
