@@ -128,6 +128,9 @@ def test_cli_writes_a_variant_that_confirms_by_run(scenario_file: Path,
     assert data["services"]["api"]["segments"][0]["from_time"].endswith("+01:00")  # CET
     copy = scenario_file.with_name("small-planned.yaml")
     assert copy.exists() and (tmp_path / "run" / "schedule.png").stat().st_size > 10_000
+    report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
+    first = data["services"]["api"]["segments"][0]
+    assert "Planned schedule" in report and f"{first['from']} {first['instances']}" in report
     run = runner.invoke(app, ["run", str(copy), "--policy", "planned", "--json",
                               "--out", str(tmp_path / "confirm")])
     assert run.exit_code == 0, run.output

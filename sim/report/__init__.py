@@ -44,8 +44,8 @@ from sim.report.plotting import (
     service_title,
     to_png,
 )
-from sim.report.schedule_plot import PLOT_FILE as SCHEDULE_PLOT_FILE
-from sim.report.schedule_plot import plot_schedule
+from sim.report.schedule_section import PLOT_FILE as SCHEDULE_PLOT_FILE
+from sim.report.schedule_section import plot_schedule
 from sim.report.verdict import judge, when
 from sim.report.writer import (
     ReportExtension,

@@ -27,6 +27,7 @@ from sim.report.document import DocSection, ReportDoc, ReportFigure, Table, Verd
 from sim.report.html import render_html
 from sim.report.plan_section import with_plan_section
 from sim.report.plots import CLUSTER_SECTION, RUN_PLOTS, ReportPlot
+from sim.report.schedule_section import with_schedule_section
 from sim.report.tables import (
     events_table,
     instances_table,
@@ -98,6 +99,7 @@ def write_report(run_dir: Path, plots: Mapping[str, ReportPlot] = RUN_PLOTS,
     else:
         doc = build_run_doc(run, verdict, plots)
     doc = with_plan_section(doc, run_dir)  # a `peaksim plan` run: its capacity plan table
+    doc = with_schedule_section(doc, run_dir)  # a `plan --schedule` run: the schedule
     s = run.summary
     props = tuple((k, v) for k, v in (
         ("scenario", s.scenario), ("policy", s.policy),

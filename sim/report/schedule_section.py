@@ -1,12 +1,21 @@
-"""The plot of a planned schedule (``peaksim plan --schedule``): per service the planned count,
-the confirming run's ready instances and the HPA variant's actual counts, over the traffic."""
+"""What a planned schedule (``peaksim plan --schedule``) adds to its run's report: the
+"Planned schedule" table and verdict (from schedule.json, so that ``peaksim report RUN_DIR``
+rebuilds them), and schedule.png: per service the planned count, the confirming run's ready
+instances and the HPA variant's actual counts, over the traffic."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 
+from sim.errors import RunDirError
 from sim.model import TrafficModel
-from sim.plan import SchedulePlan
+from sim.plan import SCHEDULE_FILE, SCHEDULE_HEADER, SchedulePlan, schedule_rows, schedule_verdict
+from sim.report.document import ReportDoc, Table, VerdictLine
 from sim.report.plotting import finish_time_axes, new_figure, service_title, to_png
 
 PLOT_FILE = "schedule.png"
@@ -51,3 +60,36 @@ def plot_schedule(plan: SchedulePlan, hpa: HpaCounts | None) -> bytes:
         service_title(ax, name, names, f"planned cost ${cost:.2f}")
     finish_time_axes(axes, plan.scenario.start_clock_s, (0.0, plan.grid.duration_s))
     return to_png(fig)
+
+
+SCHEDULE_ANCHOR = "schedule"
+
+
+def schedule_table(data: dict[str, Any]) -> Table:
+    """The "Planned schedule" table of a schedule.json mapping (``SCHEDULE_HEADER``)."""
+    rows = tuple(tuple(row) for row in schedule_rows(data))
+    notes = [
+        f"Per {data['step_s']:g}-s step the smallest count that held every objective in "
+        f"simulation, x (1 + {data['headroom']:g}) rounded up, ready from the step's start "
+        f"(started boot_s + {data['margin_s']:g} s earlier) and kept "
+        f"{data['scale_down_delay_s']:g} s after it; the variant is {data.get('variant', '')} "
+        f"(variant.yaml), the plot schedule.png."]
+    notes += [f"{name} not planned: {why}" for name, why in data.get("skipped", {}).items()]
+    return Table("Planned schedule", SCHEDULE_HEADER, rows,
+                 ("l", "r", "r", "l", "r", "l"), " ".join(notes), SCHEDULE_ANCHOR)
+
+
+def with_schedule_section(doc: ReportDoc, run_dir: Path) -> ReportDoc:
+    """``doc`` with the schedule table first and its verdict under the run's, when ``run_dir``
+    holds a schedule.json; ``doc`` itself otherwise."""
+    path = run_dir / SCHEDULE_FILE
+    if not path.exists():
+        return doc
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        table = schedule_table(data)
+        line = VerdictLine(bool(data["held"]), schedule_verdict(data))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunDirError(f"{path}: expected a schedule written by 'peaksim plan --schedule' "
+                          f"({exc})") from None
+    return replace(doc, verdict=(*doc.verdict, line), tables=(table, *doc.tables))
