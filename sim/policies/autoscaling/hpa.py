@@ -104,6 +104,11 @@ class HpaController:
         return desired
 
     # ------------------------------------------------------------------ replica calculator
+    def propose(self, sv: ServiceView) -> int | None:
+        """The replica calculator's proposal for ``sv`` from the metric alone (None: no usable
+        sample); no stabilization, no rate limit, no state. ``reason`` says how."""
+        return self._propose(sv)
+
     def _propose(self, sv: ServiceView) -> int | None:
         cfg = self.config
         if cfg.metric in INSTANCE_METRICS:

@@ -39,10 +39,17 @@ from sim.policies.autoscaling.base import (
     ServiceView,
     only_changes,
 )
-from sim.policies.autoscaling.hpa import HpaController, _ceil
+from sim.policies.autoscaling.hpa import HpaController
 from sim.policies.autoscaling.hpa_config import HpaConfig, HpaSettings, MetricName, NonEmpty
 from sim.policies.autoscaling.k8s_common import CronWindow, MetricRule, TargetScaler
 from sim.schema import Duration, Strict
+
+_INT32_MAX = 2**31 - 1
+
+
+def _replicas(x: float) -> int:
+    """ceil, capped at int32 like upstream's replica counts."""
+    return _INT32_MAX if math.isinf(x) or x > _INT32_MAX else math.ceil(x)
 
 
 class MetricScale(Strict):
@@ -169,7 +176,7 @@ class ManifestHpa(HpaController):
             view = replace(sv, instances=tuple(
                 replace(inst, metric=value if inst.metric is not None else None)
                 for inst in sv.instances))
-            proposal = calc._pods_metric(view)
+            proposal = calc.propose(view)
             self.reason = calc.reason
             return proposal
         value = self._value(rule, sv)
@@ -181,17 +188,17 @@ class ManifestHpa(HpaController):
         ratio = value / rule.target
         self.reason = f"{rule.metric} {value:.4g} / target {rule.target:g}"
         if sv.current == 0:
-            return _ceil(ratio)
+            return _replicas(ratio)
         if self._within(ratio):
             return sv.current
-        return _ceil(ratio * sv.ready)
+        return _replicas(ratio * sv.ready)
 
     def _average_value(self, total: float, target: float, sv: ServiceView) -> int:
         ratio = total / (target * sv.current) if sv.current else math.inf
         self.reason = f"{total:.4g} / ({target:g} x {sv.current})"
         if self._within(ratio):
             return sv.current
-        return _ceil(total / target)
+        return _replicas(total / target)
 
 
 class KubernetesPolicy(AutoscalingPolicy):
