@@ -90,7 +90,8 @@ def want(policy: AutoscalingPolicy, obs: Observation, name: str = "order") -> in
 
 
 def test_registry_names_every_policy() -> None:
-    assert sorted(POLICIES) == ["predictive", "scheduled", "static", "step", "target_tracking"]
+    assert sorted(POLICIES) == [
+        "kubernetes", "predictive", "scheduled", "static", "step", "target_tracking"]
     assert all(cls.name == name for name, cls in POLICIES.items())
     with pytest.raises(TypeError):
         POLICIES["x"] = POLICIES["static"]  # type: ignore[index]
