@@ -377,6 +377,12 @@ def plan(
 
         scenario = load_scenario(file)
         console = _err() if as_json else _out()
+        only = [name for name, given in (
+            ("--write-variant", write_variant is not None), ("--emit", emit is not None),
+            ("--compare", compare), ("--step", step != "5m"),
+            ("--scale-down-delay", scale_down_delay != "0")) if given]
+        if only and not schedule:
+            raise PeaksimError(f"{', '.join(only)}: only with --schedule")
         if schedule:
             _plan_schedule(scenario, console, as_json, headroom=headroom, margin_s=margin_s,
                            seed=seed, out=out, step=step, delay=scale_down_delay,

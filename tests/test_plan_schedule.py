@@ -189,3 +189,8 @@ def test_slo_no_count_can_hold_is_reported(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["plan", str(file), "--schedule"])
     assert result.exit_code == 2
     assert "api: p95_ms 10 is below the service time's own p95" in result.output
+
+
+def test_schedule_options_need_schedule(scenario_file: Path) -> None:
+    result = CliRunner().invoke(app, ["plan", str(scenario_file), "--write-variant", "x"])
+    assert result.exit_code == 2 and "--write-variant: only with --schedule" in result.output
