@@ -131,6 +131,7 @@ def test_cli_writes_a_variant_that_confirms_by_run(scenario_file: Path,
     report = (tmp_path / "run" / "report.md").read_text(encoding="utf-8")
     first = data["services"]["api"]["segments"][0]
     assert "Planned schedule" in report and f"{first['from']} {first['instances']}" in report
+    assert "schedule.png" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
     run = runner.invoke(app, ["run", str(copy), "--policy", "planned", "--json",
                               "--out", str(tmp_path / "confirm")])
     assert run.exit_code == 0, run.output

@@ -15,7 +15,7 @@ import numpy as np
 from sim.errors import RunDirError
 from sim.model import TrafficModel
 from sim.plan import SCHEDULE_FILE, SCHEDULE_HEADER, SchedulePlan, schedule_rows, schedule_verdict
-from sim.report.document import ReportDoc, Table, VerdictLine
+from sim.report.document import ReportDoc, ReportFigure, Table, VerdictLine
 from sim.report.plotting import finish_time_axes, new_figure, service_title, to_png
 
 PLOT_FILE = "schedule.png"
@@ -92,4 +92,13 @@ def with_schedule_section(doc: ReportDoc, run_dir: Path) -> ReportDoc:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise RunDirError(f"{path}: expected a schedule written by 'peaksim plan --schedule' "
                           f"({exc})") from None
-    return replace(doc, verdict=(*doc.verdict, line), tables=(table, *doc.tables))
+    figures = doc.figures
+    plot = run_dir / PLOT_FILE
+    if plot.exists():
+        figure = ReportFigure(PLOT_FILE, "Planned schedule", (
+            "Per service: the planned instance count (black), the instances ready in the "
+            "confirming run (green) and the HPA variant's actual count (red, dashed), over the "
+            "traffic (grey, right axis)."), plot.read_bytes())
+        figures = (figure, *figures)
+    return replace(doc, verdict=(*doc.verdict, line), tables=(table, *doc.tables),
+                   figures=figures)
