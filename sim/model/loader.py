@@ -145,6 +145,7 @@ def _walk(
 
 def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> None:
     # Imported here: traffic and service-time modules depend on numpy, the schema does not.
+    from sim.model.requests_config import check_requests
     from sim.model.servicetime import sampler_for
     from sim.model.traffic import TrafficModel
 
@@ -160,6 +161,9 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
 
         for key, message in check_autoscaling(scenario.autoscaling, scenario.services):
             problems.append(Problem(file, _dotted(key), message, _nearest_line(key, lines)))
+    for key, message in check_requests(scenario.loadtest, scenario.services, scenario.base_dir):
+        where: PathKey = ("loadtest", *key)
+        problems.append(Problem(file, _dotted(where), message, _nearest_line(where, lines)))
     for name, service in scenario.services.items():
         try:
             sampler_for(service.service_time, scenario.base_dir)
