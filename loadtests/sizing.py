@@ -48,9 +48,11 @@ class SizingPolicy:
     max_users: int = 2000
     initial_factor: float = 2.0
     """The first count is this many times the whole run's peak need at the prior latency..."""
-    stall_budget_s: float = 1.0
+    stall_budget_s: float = 0.1
     """... and at least enough to keep sending through a stall of the target this long (the
-    sends due in it are all in flight at once), within ``max_users``."""
+    sends due in it are all in flight at once), within ``max_users``. Short on purpose: a
+    longer stall is measured as generator lag (corrected latency stays honest) rather than
+    paid for with thousands of idle users and sockets."""
     ewma: float = 0.3
     """Weight of the newest observation in the smoothed latency."""
 

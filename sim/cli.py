@@ -430,6 +430,14 @@ def loadtest(
         min=1, help="Refuse runs expected to send more requests.")] = 5_000_000,
     request_timeout_s: Annotated[float, typer.Option(
         "--request-timeout", min=0.01, help="Client timeout per attempt, seconds.")] = 30.0,
+    locustfile: Annotated[Path | None, typer.Option(
+        help="Your own Locust classes (peaksim_service = NAME) for those services.")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="HTTPS: do not verify the target's certificate.")] = False,
+    ca_bundle: Annotated[Path | None, typer.Option(
+        help="HTTPS: PEM file of CA certificates to trust.")] = None,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a target that is not a loopback address.")] = False,
 ) -> None:
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
@@ -443,10 +451,12 @@ def loadtest(
             rate_scale=rate_scale, duration_s=duration_s, workers=workers, out=out,
             compare_sim=compare_sim, arrivals=arrivals, lag_threshold_ms=lag_threshold_ms,
             window_s=window_s, max_users=max_users, max_requests=max_requests,
-            request_timeout_s=request_timeout_s)
+            request_timeout_s=request_timeout_s, locustfile=locustfile, insecure=insecure,
+            ca_bundle=ca_bundle, allow_remote=allow_remote)
         console = _out()
         with console.status("starting the load test") as spinner:
-            outcome = run_loadtest(config, lambda text: spinner.update(text))
+            outcome = run_loadtest(config, lambda text: spinner.update(text),
+                                   lambda text: console.print(text, markup=False))
         summary = outcome.summary
         console.print(load_table(summary, f"load test of {summary['scenario']} "
                                           f"({summary['loadtest']['target']})"))

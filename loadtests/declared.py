@@ -1,0 +1,418 @@
+"""Declared requests, compiled once and rendered per send (no Locust, no gevent).
+
+``compile_requests`` turns the scenario's ``loadtest.requests`` (``sim.requests_config``) into
+one ``CompiledRequest`` per service: every template compiled once with Jinja2, every capture
+and check compiled once with JMESPath. Per send a user calls ``render`` with its
+``TemplateFunctions`` (seeded draws) and the captured record and data rows the request needs;
+``judge`` turns the answer into an outcome, a failure reason and the values to capture.
+
+Native types: a JSON/query/form value that is one ``{{ expression }}`` and nothing else keeps
+the expression's own type (``{{ randint(1, 9) }}`` is a number, ``{{ [1, 2] }}`` a list), as
+``jinja2.nativetypes`` does for a single node; unlike it, a string value stays a string (an id
+``"00123"`` is not turned into the number 123). Anything else renders to text.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import random
+import re
+import time
+import urllib.parse
+import uuid as uuid_module
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jmespath
+import yaml
+from jinja2 import nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from sim.errors import LoadTestError
+from sim.requests_config import (
+    ENV_NAME,
+    LoadTest,
+    RequestSpec,
+    missing_env,
+    read_table,
+    references,
+    template_environment,
+)
+from sim.scenario import Scenario
+
+CAPTURE_POOL = 10_000
+"""Captured records kept per service; older ones are forgotten (memory stays bounded)."""
+REUSE_SPAN = 64
+"""A ``reuse: true`` request picks one of this many newest records of its producer."""
+
+Render = Callable[[dict[str, Any]], Any]
+_SINGLE = re.compile(r"^\{\{(?!-)(.*?)(?<!-)\}\}$", re.DOTALL)
+
+
+class TemplateFunctions:
+    """The functions a template may call, bound to one seeded generator.
+
+    ``seq_start``/``seq_step`` make ``seq()`` unique across generator processes (process i of
+    n counts i+1, i+1+n, ...).
+    """
+
+    def __init__(self, rng: random.Random, seq_start: int = 1, seq_step: int = 1) -> None:
+        self.rng = rng
+        self._next = seq_start
+        self._step = seq_step
+        self._zipf: dict[tuple[int, float], list[float]] = {}
+
+    def uuid(self) -> str:
+        """A random (version 4) UUID from the seeded generator."""
+        return str(uuid_module.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def randint(self, low: int, high: int) -> int:
+        """A uniform integer in ``[low, high]`` (both included)."""
+        return self.rng.randint(int(low), int(high))
+
+    def choice(self, options: Any) -> Any:
+        return self.rng.choice(list(options))
+
+    def zipf(self, n: int, s: float = 1.0) -> int:
+        """A rank in ``1..n`` with probability proportional to ``1 / rank**s`` (hot items)."""
+        key = (int(n), float(s))
+        cdf = self._zipf.get(key)
+        if cdf is None:
+            if key[0] < 1 or key[0] > 10_000_000:
+                raise ValueError(f"zipf(n, s): n must be 1..10,000,000, got {n}")
+            weights = [1.0 / k ** key[1] for k in range(1, key[0] + 1)]
+            total = sum(weights)
+            running, cdf = 0.0, []
+            for weight in weights:
+                running += weight / total
+                cdf.append(running)
+            cdf[-1] = 1.0
+            self._zipf[key] = cdf
+        return min(len(cdf), bisect.bisect_left(cdf, self.rng.random()) + 1)
+
+    @staticmethod
+    def now_ms() -> int:
+        """Wall-clock time in milliseconds since the epoch."""
+        return int(time.time() * 1000)
+
+    def seq(self) -> int:
+        value = self._next
+        self._next += self._step
+        return value
+
+    def namespace(self) -> dict[str, Any]:
+        return {"uuid": self.uuid, "randint": self.randint, "choice": self.choice,
+                "zipf": self.zipf, "now_ms": self.now_ms, "seq": self.seq}
+
+
+class _Slots:
+    """The template strings of one request, compiled into ONE Jinja2 template whose top-level
+    ``set`` statements hold each string's value: one render per send, whatever the number of
+    templated fields (a render's fixed cost dominates small templates)."""
+
+    PREFIX = "peaksim_v"
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def add(self, env: ImmutableSandboxedEnvironment, text: str) -> Render:
+        """A function of the slot values that gives ``text`` rendered."""
+        if "{" not in text:
+            return _constant(text)
+        index = len(self.parts)
+        name = f"{self.PREFIX}{index}"
+        match = _SINGLE.match(text)
+        if match is not None and _single_expression(env, text):
+            self.parts.append(f"{{% set {name} = ({match.group(1)}) %}}")
+        else:
+            self.parts.append(f"{{% set {name} %}}{text}{{% endset %}}")
+        return lambda values: values[index]
+
+    def compile(self, env: ImmutableSandboxedEnvironment) -> Callable[[dict[str, Any]], list[Any]]:
+        if not self.parts:
+            return lambda _ctx: []
+        template = env.from_string("".join(self.parts))
+        names = [f"{self.PREFIX}{i}" for i in range(len(self.parts))]
+        defaults = dict(template.globals)
+
+        def values(ctx: dict[str, Any]) -> list[Any]:
+            # ``shared``: the context is this send's own dict (made by ``context_for``, which
+            # adds the environment's globals), so Jinja need not copy it and its globals.
+            for key, value in defaults.items():
+                ctx.setdefault(key, value)
+            module = template.make_module(ctx, shared=True)
+            return [getattr(module, name) for name in names]
+
+        return values
+
+
+def _single_expression(env: ImmutableSandboxedEnvironment, text: str) -> bool:
+    body = env.parse(text).body
+    return (len(body) == 1 and isinstance(body[0], nodes.Output) and len(body[0].nodes) == 1
+            and not isinstance(body[0].nodes[0], nodes.TemplateData))
+
+
+def _compile_value(env: ImmutableSandboxedEnvironment, slots: _Slots, value: Any) -> Render:
+    """A function of the slot values that rebuilds ``value`` with its templates rendered."""
+    if isinstance(value, str):
+        return slots.add(env, value)
+    if isinstance(value, dict):
+        parts = [(str(k), _compile_value(env, slots, v)) for k, v in value.items()]
+        if all(getattr(r, "constant", False) for _, r in parts):
+            return _constant(value)
+        return lambda values: {k: r(values) for k, r in parts}
+    if isinstance(value, list):
+        items = [_compile_value(env, slots, v) for v in value]
+        if all(getattr(r, "constant", False) for r in items):
+            return _constant(value)
+        return lambda values: [r(values) for r in items]
+    return _constant(value)
+
+
+def _constant(value: Any) -> Render:
+    def render(_values: Any) -> Any:
+        return value
+
+    render.constant = True  # type: ignore[attr-defined]
+    return render
+
+
+@dataclass
+class Rendered:
+    """One send's request, rendered (kept for its retries: ids and bodies do not change)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes | None
+
+
+@dataclass
+class CompiledRequest:
+    """One service's declared request, ready to render."""
+
+    service: str
+    spec: RequestSpec
+    values: Callable[[dict[str, Any]], list[Any]]
+    """Every templated field's value for one render context (one Jinja2 render)."""
+    path: Render
+    headers: list[tuple[str, Render]]
+    query: Render | None
+    body: Render | None
+    content_type: str | None
+    needs: tuple[str, ...]
+    """Services whose captured records this request consumes (one record each per send)."""
+    tables: tuple[str, ...]
+    captures: list[tuple[str, Any]] = field(default_factory=list)
+    expect: Any = None
+    expect_text: str = ""
+
+    @property
+    def wants_json(self) -> bool:
+        return bool(self.captures) or self.expect is not None
+
+    def render(self, ctx: dict[str, Any]) -> Rendered:
+        values = self.values(ctx)
+        path = str(self.path(values))
+        if self.query is not None:
+            query = self.query(values)
+            if query:
+                path += ("&" if "?" in path else "?") + urllib.parse.urlencode(
+                    {k: _text(v) for k, v in query.items()})
+        headers = {name: str(render(values)) for name, render in self.headers}
+        body: bytes | None = None
+        if self.body is not None:
+            value = self.body(values)
+            if self.spec.json_body is not None:
+                body = json.dumps(value, separators=(",", ":")).encode()
+            elif self.spec.form is not None:
+                body = urllib.parse.urlencode({k: _text(v) for k, v in value.items()}).encode()
+            else:
+                body = str(value).encode()
+        if self.content_type is not None and "content-type" not in {h.lower() for h in headers}:
+            headers["Content-Type"] = self.content_type
+        return Rendered(self.spec.method, path, headers, body)
+
+    def ok_status(self, status: int) -> bool:
+        success = self.spec.success
+        return 200 <= status < 300 if success is None else status in success
+
+    def judge(self, status: int, content: bytes) -> tuple[bool, str | None, dict[str, Any] | None]:
+        """(completed, failure reason, captured record) of an answer with ``status``."""
+        if not self.ok_status(status):
+            return False, f"status {status}", None
+        if not self.wants_json:
+            return True, None, None
+        try:
+            data = json.loads(content) if content else None
+        except (ValueError, UnicodeDecodeError):
+            return False, "answer is not JSON", None
+        if self.expect is not None and not _truthy(self.expect.search(data)):
+            return False, f"expect: {self.expect_text}", None
+        record: dict[str, Any] = {}
+        for name, expression in self.captures:
+            value = expression.search(data)
+            if value is None:
+                return False, f"capture {name}: no value", None
+            record[name] = value
+        return True, None, record or None
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value) if isinstance(
+        value, (dict, list)) else str(value)
+
+
+def _truthy(value: Any) -> bool:
+    """JMESPath truthiness: false, null, empty strings, lists and objects are false."""
+    return value not in (None, False, "", [], {})
+
+
+def compile_requests(loadtest: LoadTest, services: tuple[str, ...]) -> dict[str, CompiledRequest]:
+    """``CompiledRequest`` per service of ``services`` that has a declared request."""
+    env = template_environment()
+    out: dict[str, CompiledRequest] = {}
+    for name in services:
+        spec = loadtest.requests.get(name)
+        if spec is None:
+            continue
+        slots = _Slots()
+        merged = {**loadtest.headers, **spec.headers}
+        headers = {k: slots.add(env, v) for k, v in merged.items()}
+        body_value, content_type = None, None
+        if spec.json_body is not None:
+            body_value, content_type = spec.json_body, "application/json"
+        elif spec.form is not None:
+            body_value, content_type = spec.form, "application/x-www-form-urlencoded"
+        elif spec.body is not None:
+            body_value = spec.body
+        needs, tables = _uses(env, spec, set(loadtest.requests), set(loadtest.data))
+        path = slots.add(env, spec.path)
+        query = _compile_value(env, slots, spec.query) if spec.query else None
+        body = _compile_value(env, slots, body_value) if body_value is not None else None
+        out[name] = CompiledRequest(
+            service=name, spec=spec, values=slots.compile(env), path=path,
+            headers=list(headers.items()), query=query, body=body,
+            content_type=content_type, needs=needs, tables=tables,
+            captures=[(k, jmespath.compile(v)) for k, v in spec.capture.items()],
+            expect=jmespath.compile(spec.expect.json_check) if spec.expect else None,
+            expect_text=spec.expect.json_check if spec.expect else "")
+    return out
+
+
+def _uses(env: ImmutableSandboxedEnvironment, spec: RequestSpec, requests: set[str],
+          tables: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from sim.requests_config import template_strings
+
+    needs: set[str] = set()
+    used: set[str] = set()
+    for _loc, text in template_strings(spec):
+        ast = env.parse(text)
+        needs.update(name for name, _ in references(ast, requests))
+        used.update(name for name, _ in references(ast, tables))
+    return tuple(sorted(needs)), tuple(sorted(used))
+
+
+def environment_values(loadtest: LoadTest, file: str,
+                       environ: Mapping[str, str] = os.environ) -> dict[str, str]:
+    """The ``env`` namespace of the templates; ``LoadTestError`` naming every variable that
+    is missing (before anything is sent)."""
+    missing = missing_env(loadtest, environ)
+    if missing:
+        lines = [f"{file}: loadtest.{'.'.join(map(str, loc))}: {message}"
+                 for loc, message in missing]
+        raise LoadTestError("\n".join(lines))
+    from sim.requests_config import env_references
+
+    return {name: environ[name] for _, name in env_references(loadtest)}
+
+
+class DataTables:
+    """The ``data`` CSV tables of a scenario, read once; one row per table per send."""
+
+    def __init__(self, loadtest: LoadTest, base_dir: str) -> None:
+        self.rows = {name: read_table(file, base_dir)[1] for name, file in loadtest.data.items()}
+
+    def draw(self, tables: tuple[str, ...], rng: random.Random) -> dict[str, dict[str, str]]:
+        return {name: rng.choice(self.rows[name]) for name in tables}
+
+
+class CaptureStore:
+    """Records captured from successful answers, per producing service (bounded, FIFO)."""
+
+    def __init__(self, maxlen: int = CAPTURE_POOL) -> None:
+        self.maxlen = maxlen
+        self.pools: dict[str, deque[dict[str, Any]]] = {}
+
+    def put(self, service: str, record: dict[str, Any]) -> None:
+        pool = self.pools.get(service)
+        if pool is None:
+            pool = self.pools[service] = deque(maxlen=self.maxlen)
+        pool.append(record)
+
+    def take(self, service: str, reuse: bool, rng: random.Random) -> dict[str, Any] | None:
+        """The oldest record (used once), or with ``reuse`` one of the newest (kept)."""
+        pool = self.pools.get(service)
+        if not pool:
+            return None
+        if reuse:
+            return pool[-1 - rng.randrange(min(len(pool), REUSE_SPAN))]
+        return pool.popleft()
+
+    def give_back(self, service: str, record: dict[str, Any]) -> None:
+        """Return a record taken for a send that did not happen (it is the oldest again)."""
+        self.pools.setdefault(service, deque(maxlen=self.maxlen)).appendleft(record)
+
+    def clear(self) -> None:
+        self.pools.clear()
+
+
+def context_for(request: CompiledRequest, base: dict[str, Any], store: CaptureStore,
+                tables: DataTables | None, rng: random.Random) -> dict[str, Any] | None:
+    """The render context of one send, or None when a captured record it needs is missing."""
+    ctx = dict(base)
+    for producer in request.needs:
+        record = store.take(producer, request.spec.reuse, rng)
+        if record is None:
+            if not request.spec.reuse:  # put back what this send took: it will not be sent
+                for taken in request.needs:
+                    if taken in ctx:
+                        store.give_back(taken, ctx[taken])
+            return None
+        ctx[producer] = record
+    if request.tables and tables is not None:
+        ctx.update(tables.draw(request.tables, rng))
+    return ctx
+
+
+def base_context(functions: TemplateFunctions, env_values: Mapping[str, str]) -> dict[str, Any]:
+    return {**functions.namespace(), ENV_NAME: dict(env_values)}
+
+
+SHOP_REQUESTS = Path(__file__).resolve().parent / "shop" / "requests.yaml"
+"""The reference shop's API as declared requests (the default of scenarios that declare none)."""
+
+
+def shop_requests() -> LoadTest:
+    """The reference shop's ``headers`` and ``requests`` (``loadtests/shop/requests.yaml``)."""
+    data = yaml.safe_load(SHOP_REQUESTS.read_text(encoding="utf-8"))
+    return LoadTest.model_validate(data)
+
+
+def effective_loadtest(scenario: Scenario) -> LoadTest:
+    """The scenario's ``loadtest`` section; when it declares no requests, with the reference
+    shop's requests for the services the scenario has (and their headers)."""
+    loadtest = scenario.loadtest
+    if loadtest.requests:
+        return loadtest
+    shop = shop_requests()
+    requests = {name: spec for name, spec in shop.requests.items() if name in scenario.services}
+    return loadtest.model_copy(update={"requests": requests,
+                                       "headers": {**shop.headers, **loadtest.headers}})
