@@ -9,6 +9,8 @@ when every request of the call succeeded and the call returned, failed otherwise
 failing request's status says timed out / shed / failed, and whether the scenario's retries
 apply; a raised exception is a failure named after it). Latency is measured as for declared
 requests: corrected from the intended send time, raw from the actual start, lag counted.
+A call that succeeds and returns a mapping (``{"id": ...}``) gives that service's captured
+record: declared requests of other services use it as ``SERVICE.NAME``, as if captured.
 
 Imports Locust and gevent: only the locustfile imports this module.
 """
@@ -109,7 +111,7 @@ class CustomPacer(Pacer):
         current = gevent.getcurrent()
         self.probes[current] = probe
         try:
-            type(self).peaksim_call(self)
+            record = type(self).peaksim_call(self)
         except (StopUser, gevent.GreenletExit):
             raise
         except (RescheduleTask, InterruptTaskSet) as exc:
@@ -122,6 +124,8 @@ class CustomPacer(Pacer):
             self.probes.pop(current, None)
         if probe.failure is not None:
             return probe.failure
+        if isinstance(record, dict) and record:
+            self.replay.captures.put(self.service, dict(record))
         return 200, False, None
 
 

@@ -125,8 +125,8 @@ def plan_run(config: LoadTestConfig) -> _Plan:
     if not config.local_shop:
         host = config.host or scenario.loadtest.host
         if host is None:
-            raise LoadTestError(f"{config.scenario_path}: no target: give --host URL (or "
-                                f"loadtest.host in the scenario), or --local-shop")
+            raise LoadTestError(f"{config.scenario_path}: no target: give --host URL or "
+                                f"--local-shop (or loadtest.host in the scenario)")
         host = check_target(host, config.allow_remote)
     declared = effective_loadtest(scenario)
     environment_values(declared, str(config.scenario_path))  # missing secrets: now, not later
