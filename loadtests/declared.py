@@ -14,7 +14,7 @@ the expression's own type (``{{ randint(1, 9) }}`` is a number, ``{{ [1, 2] }}``
 
 from __future__ import annotations
 
-import bisect
+import itertools
 import json
 import os
 import random
@@ -23,15 +23,17 @@ import time
 import urllib.parse
 import uuid as uuid_module
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jmespath
+import numpy as np
 import yaml
 from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jmespath.visitor import TreeInterpreter
 
 from sim.errors import LoadTestError
 from sim.requests_config import (
@@ -45,6 +47,7 @@ from sim.requests_config import (
 )
 from sim.scenario import Scenario
 
+MAX_ZIPF_N = 10_000_000
 CAPTURE_POOL = 10_000
 """Captured records kept per service; older ones are forgotten (memory stays bounded)."""
 REUSE_SPAN = 64
@@ -57,15 +60,17 @@ _SINGLE = re.compile(r"^\{\{(?!-)(.*?)(?<!-)\}\}$", re.DOTALL)
 class TemplateFunctions:
     """The functions a template may call, bound to one seeded generator.
 
-    ``seq_start``/``seq_step`` make ``seq()`` unique across generator processes (process i of
-    n counts i+1, i+1+n, ...).
+    ``sequence`` gives ``seq()``: process i of n counts i+1, i+1+n, ... (unique across
+    generator processes).
     """
 
-    def __init__(self, rng: random.Random, seq_start: int = 1, seq_step: int = 1) -> None:
+    def __init__(self, rng: random.Random, sequence: Iterator[int] | None = None,
+                 zipf_tables: dict[tuple[int, float], np.ndarray] | None = None) -> None:
         self.rng = rng
-        self._next = seq_start
-        self._step = seq_step
-        self._zipf: dict[tuple[int, float], list[float]] = {}
+        self._sequence = sequence if sequence is not None else itertools.count(1)
+        """``seq()`` values, shared by the users of a process."""
+        self._zipf = zipf_tables if zipf_tables is not None else {}
+        """Cumulative distributions of ``zipf(n, s)``, shared by the users of a process."""
 
     def uuid(self) -> str:
         """A random (version 4) UUID from the seeded generator."""
@@ -83,17 +88,14 @@ class TemplateFunctions:
         key = (int(n), float(s))
         cdf = self._zipf.get(key)
         if cdf is None:
-            if key[0] < 1 or key[0] > 10_000_000:
-                raise ValueError(f"zipf(n, s): n must be 1..10,000,000, got {n}")
-            weights = [1.0 / k ** key[1] for k in range(1, key[0] + 1)]
-            total = sum(weights)
-            running, cdf = 0.0, []
-            for weight in weights:
-                running += weight / total
-                cdf.append(running)
+            if not 1 <= key[0] <= MAX_ZIPF_N or key[1] < 0:
+                raise ValueError(f"zipf(n, s): n must be 1..{MAX_ZIPF_N:,} and s >= 0, "
+                                 f"got {n}, {s}")
+            weights = 1.0 / np.arange(1, key[0] + 1, dtype=float) ** key[1]
+            cdf = np.cumsum(weights / weights.sum())
             cdf[-1] = 1.0
             self._zipf[key] = cdf
-        return min(len(cdf), bisect.bisect_left(cdf, self.rng.random()) + 1)
+        return min(key[0], int(cdf.searchsorted(self.rng.random(), side="right")) + 1)
 
     @staticmethod
     def now_ms() -> int:
@@ -101,9 +103,8 @@ class TemplateFunctions:
         return int(time.time() * 1000)
 
     def seq(self) -> int:
-        value = self._next
-        self._next += self._step
-        return value
+        """The next number of the process's sequence (unique across processes)."""
+        return next(self._sequence)
 
     def namespace(self) -> dict[str, Any]:
         return {"uuid": self.uuid, "randint": self.randint, "choice": self.choice,
@@ -139,14 +140,21 @@ class _Slots:
         template = env.from_string("".join(self.parts))
         names = [f"{self.PREFIX}{i}" for i in range(len(self.parts))]
         defaults = dict(template.globals)
+        root = template.root_render_func
+        new_context = template.new_context
 
         def values(ctx: dict[str, Any]) -> list[Any]:
-            # ``shared``: the context is this send's own dict (made by ``context_for``, which
-            # adds the environment's globals), so Jinja need not copy it and its globals.
+            # ``shared``: the context is this send's own dict (made by ``context_for``), so
+            # Jinja need not copy it; the environment's globals are added to it here. The
+            # template only assigns: running its render function fills ``context.vars``
+            # (what ``make_module`` does, without building a module per send).
             for key, value in defaults.items():
                 ctx.setdefault(key, value)
-            module = template.make_module(ctx, shared=True)
-            return [getattr(module, name) for name in names]
+            context = new_context(ctx, shared=True)
+            for _ in root(context):
+                pass
+            found = context.vars
+            return [found[name] for name in names]
 
         return values
 
@@ -180,6 +188,18 @@ def _constant(value: Any) -> Render:
 
     render.constant = True  # type: ignore[attr-defined]
     return render
+
+
+class _Search:
+    """A compiled JMESPath expression with one interpreter for all its searches
+    (``ParsedResult.search`` builds a new interpreter per call)."""
+
+    def __init__(self, expression: str) -> None:
+        self._tree = jmespath.compile(expression).parsed
+        self._interpreter = TreeInterpreter()
+
+    def search(self, data: Any) -> Any:
+        return self._interpreter.visit(self._tree, data)
 
 
 @dataclass
@@ -301,8 +321,8 @@ def compile_requests(loadtest: LoadTest, services: tuple[str, ...]) -> dict[str,
             service=name, spec=spec, values=slots.compile(env), path=path,
             headers=list(headers.items()), query=query, body=body,
             content_type=content_type, needs=needs, tables=tables,
-            captures=[(k, jmespath.compile(v)) for k, v in spec.capture.items()],
-            expect=jmespath.compile(spec.expect.json_check) if spec.expect else None,
+            captures=[(k, _Search(v)) for k, v in spec.capture.items()],
+            expect=_Search(spec.expect.json_check) if spec.expect else None,
             expect_text=spec.expect.json_check if spec.expect else "")
     return out
 

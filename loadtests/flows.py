@@ -114,9 +114,7 @@ class DeclaredUser(Pacer, User):
         replay = replay_of(environment)
         self.replay = replay
         self.rng = replay.user_rng(self.service)
-        index, count = replay.share
-        self.functions = TemplateFunctions(self.rng, seq_start=self.rng.randrange(1, 2**31)
-                                           * count + index + 1, seq_step=count)
+        self.functions = TemplateFunctions(self.rng, replay.sequence, replay.zipf_tables)
         self.base = base_context(self.functions, replay.env_values)
         self.request: CompiledRequest = replay.requests[self.service]
         self.target = target_of(environment)

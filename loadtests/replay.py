@@ -9,6 +9,7 @@ Locust process.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
@@ -107,6 +108,10 @@ class Replay:
         self.tables = (DataTables(self.declared, self.scenario.base_dir)
                        if self.declared.data else None)
         self.captures = CaptureStore()
+        self.sequence = itertools.count(1)
+        """``seq()`` of this process's templates (``start`` makes it unique per share)."""
+        self.zipf_tables: dict[tuple[int, float], Any] = {}
+        """``zipf(n, s)`` distributions, computed once per process for all its users."""
         self.sizing = SizingPolicy(max_users=options.max_users)
         self.drain_s = options.request_timeout_s + 1.0
         """Longest wait for answers after the last send (the run stops as soon as none is in
@@ -136,6 +141,7 @@ class Replay:
                                   if k in self.services}
         self.recorder = Recorder(self.window_s, self.options.lag_threshold_ms, source)
         self.captures.clear()
+        self.sequence = itertools.count(index + 1, count)
 
     def finish(self, run_id: int | None = None) -> None:
         """End the schedule: count every send time that passed unsent (the run stopped, or no

@@ -203,9 +203,31 @@ def bench(
     ] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     memory: Annotated[bool, typer.Option(help="Also measure peak RSS at 1x and 10x.")] = True,
+    loadgen: Annotated[bool, typer.Option(
+        "--loadgen", help="Instead: the load generator against bare Locust (loopback).")
+    ] = False,
+    loadgen_s: Annotated[float, typer.Option(
+        "--loadgen-seconds", min=5, max=600, help="--loadgen: wall seconds per run.")] = 15.0,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="--loadgen: rounds.")] = 2,
+    fraction: Annotated[float, typer.Option(
+        min=0.05, max=2.0, help="--loadgen: replay rate as a fraction of bare.")] = 0.9,
+    workers: Annotated[int, typer.Option(
+        min=0, max=64, help="--loadgen: replay worker processes (0: one process).")] = 0,
 ) -> None:
-    """Engine speed against the naive per-request SimPy model on the same workload."""
+    """Engine speed against the naive per-request SimPy model on the same workload; with
+    --loadgen, the load generator's replay against bare Locust FastHttpUser."""
     with user_errors():
+        if loadgen:
+            from loadtests.bench.loadgen import loadgen_lines, run_loadgen_bench
+
+            with _err().status("benchmarking the load generator (bare Locust, then replay)"):
+                measured = run_loadgen_bench(loadgen_s, rounds, fraction, workers)
+            if as_json:
+                sys.stdout.write(json.dumps(measured.as_dict(), indent=2) + "\n")
+                return
+            for line in loadgen_lines(measured):
+                _out().print(line, markup=False)
+            return
         from sim.bench import run_bench, to_json
 
         console = _err() if as_json else _out()
