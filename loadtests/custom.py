@@ -131,7 +131,7 @@ class CustomPacer(Pacer):
 
 def _send_function(cls: type[User], file: str) -> Callable[[Any], Any]:
     send = cls.__dict__.get("send") or next(
-        (getattr(base, "send") for base in cls.__mro__[1:]
+        (base.send for base in cls.__mro__[1:]
          if "send" in base.__dict__ and issubclass(base, User) and base is not User), None)
     if callable(send):
         return send

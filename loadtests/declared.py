@@ -31,7 +31,7 @@ from typing import Any
 import jmespath
 import numpy as np
 import yaml
-from jinja2 import nodes
+from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jmespath.visitor import TreeInterpreter
 
@@ -118,17 +118,26 @@ class _Slots:
 
     PREFIX = "peaksim_v"
 
-    def __init__(self) -> None:
+    def __init__(self, env_values: Mapping[str, str]) -> None:
         self.parts: list[str] = []
+        self.env_values = dict(env_values)
 
     def add(self, env: ImmutableSandboxedEnvironment, text: str) -> Render:
-        """A function of the slot values that gives ``text`` rendered."""
+        """A function of the slot values that gives ``text`` rendered. A template that reads
+        nothing but ``env`` is rendered now, once: it is the same for every send."""
         if "{" not in text:
             return _constant(text)
         index = len(self.parts)
         name = f"{self.PREFIX}{index}"
         match = _SINGLE.match(text)
-        if match is not None and _single_expression(env, text):
+        single = match is not None and _single_expression(env, text)
+        if meta.find_undeclared_variables(env.parse(text)) <= {ENV_NAME}:
+            context = {ENV_NAME: self.env_values}
+            assert match is not None or not single
+            value = (env.compile_expression(match.group(1), undefined_to_none=False)(**context)
+                     if single and match is not None else env.from_string(text).render(context))
+            return _constant(value)
+        if single and match is not None:
             self.parts.append(f"{{% set {name} = ({match.group(1)}) %}}")
         else:
             self.parts.append(f"{{% set {name} %}}{text}{{% endset %}}")
@@ -295,15 +304,17 @@ def _truthy(value: Any) -> bool:
     return value not in (None, False, "", [], {})
 
 
-def compile_requests(loadtest: LoadTest, services: tuple[str, ...]) -> dict[str, CompiledRequest]:
-    """``CompiledRequest`` per service of ``services`` that has a declared request."""
+def compile_requests(loadtest: LoadTest, services: tuple[str, ...],
+                     env_values: Mapping[str, str]) -> dict[str, CompiledRequest]:
+    """``CompiledRequest`` per service of ``services`` that has a declared request;
+    ``env_values``: the ``env`` namespace (see ``environment_values``)."""
     env = template_environment()
     out: dict[str, CompiledRequest] = {}
     for name in services:
         spec = loadtest.requests.get(name)
         if spec is None:
             continue
-        slots = _Slots()
+        slots = _Slots(env_values)
         merged = {**loadtest.headers, **spec.headers}
         headers = {k: slots.add(env, v) for k, v in merged.items()}
         body_value, content_type = None, None

@@ -104,7 +104,8 @@ class Replay:
         """Services driven by the user's own Locust classes (``--locustfile``)."""
         self.env_values = environment_values(self.declared, options.scenario)
         self.requests: dict[str, CompiledRequest] = compile_requests(
-            self.declared, tuple(s for s in self.services if s not in self.custom))
+            self.declared, tuple(s for s in self.services if s not in self.custom),
+            self.env_values)
         self.tables = (DataTables(self.declared, self.scenario.base_dir)
                        if self.declared.data else None)
         self.captures = CaptureStore()

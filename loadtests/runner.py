@@ -28,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.collector import RESULTS_FILE
+from loadtests.declared import effective_loadtest, environment_values
 from loadtests.gate import GateResult, evaluate_gate
+from loadtests.hosts import check_target, custom_services, tls_context
 from loadtests.pools import PoolPoller, pool_columns
 from loadtests.procs import (
     LOCUSTFILE,
@@ -38,8 +40,6 @@ from loadtests.procs import (
     spawn,
     stop,
 )
-from loadtests.declared import effective_loadtest, environment_values
-from loadtests.hosts import check_target, custom_services, tls_context
 from loadtests.report import write_loadtest_report
 from loadtests.results import merge_results
 from loadtests.schedule import ARRIVALS

@@ -14,7 +14,6 @@ Imports gevent (it runs inside the Locust processes); no Locust.
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 import urllib.parse
 from dataclasses import dataclass
@@ -95,7 +94,7 @@ class Target:
             if exc is not limit:
                 raise  # someone else's timeout (the user is being stopped)
             return Answer(0, True, b"", "timeout")
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             return Answer(0, True, b"", "timeout")
         except (OSError, http.client.HTTPException, ValueError) as exc:
             return Answer(0, False, b"", f"connection: {type(exc).__name__}")

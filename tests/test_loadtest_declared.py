@@ -64,7 +64,8 @@ def _validate(tmp_path: Path, text: str) -> tuple[int, str]:
 
 def test_the_issue_syntax_validates_and_renders_with_native_types() -> None:
     scenario = parse_scenario(ISSUE)
-    requests = compile_requests(scenario.loadtest, ("catalog", "checkout", "pay"))
+    requests = compile_requests(scenario.loadtest, ("catalog", "checkout", "pay"),
+                                {"SHOP_API_KEY": "k-1"})
     functions = TemplateFunctions(random.Random(7))
     base = base_context(functions, {"SHOP_API_KEY": "k-1"})
     store = CaptureStore()
@@ -90,7 +91,8 @@ def test_expect_and_missing_captures_are_failures_with_reasons() -> None:
     scenario = parse_scenario(ISSUE.replace("      capture: {order_ref: data.orderRef}",
                                             "      capture: {order_ref: data.orderRef}\n"
                                             "      expect: {json: \"status == 'ok'\"}"))
-    checkout = compile_requests(scenario.loadtest, ("checkout",))["checkout"]
+    checkout = compile_requests(scenario.loadtest, ("checkout",), {"SHOP_API_KEY": "k"})[
+        "checkout"]
     assert checkout.judge(200, b'{"status": "busy"}')[:2] == (False, "expect: status == 'ok'")
     assert checkout.judge(200, b'{"status": "ok"}')[:2] == (False, "capture order_ref: no value")
     assert checkout.judge(200, b"<html>")[:2] == (False, "answer is not JSON")
@@ -185,3 +187,19 @@ def test_a_remote_host_is_refused_before_anything_starts(tmp_path: Path) -> None
     assert result.exit_code == 2 and "10.9.8.7 is not a loopback address" in result.output
     no_env = CliRunner().invoke(app, ["loadtest", str(path), "--host", "http://127.0.0.1:9"])
     assert no_env.exit_code == 2 and "SHOP_API_KEY is not set" in no_env.output
+
+
+def test_a_rate_profile_becomes_step_traffic_of_those_services_only(tmp_path: Path) -> None:
+    from loadtests.profile import profile_scenario
+
+    path = tmp_path / "api.yaml"
+    path.write_text(ISSUE.replace("    pay:\n", "    pay:\n      reuse: true\n"), "utf-8")
+    data = profile_scenario(path, {"checkout": [(0, 5), (10, 20)], "pay": [(5, 3)]}, 15.0)
+    assert data["duration_s"] == 15.0 and set(data["services"]) == {"checkout", "pay"}
+    assert data["traffic"]["interpolation"] == "step"
+    assert [(k["at"], k["rps"]) for k in data["traffic"]["keyframes"]] == [
+        (0.0, {"checkout": 5.0, "pay": 0.0}), (5.0, {"checkout": 5.0, "pay": 3.0}),
+        (10.0, {"checkout": 20.0, "pay": 3.0})]
+    assert set(data["loadtest"]["requests"]) == {"checkout", "pay"}
+    with pytest.raises(LoadTestError, match="profile services basket"):
+        profile_scenario(path, {"basket": [(0, 1)]}, 5.0)
