@@ -77,6 +77,14 @@ class Pacer:
 
     @task
     def replay_next(self) -> None:
+        """Send this service's requests at their intended times, for as long as the user
+        lives: the loop never returns to Locust's task scheduler, which would add a task
+        choice and a zero wait (a greenlet switch) per request."""
+        while True:
+            self.send_next()
+
+    def send_next(self) -> None:
+        """Claim the next intended send time, wait for it, send."""
         replay = self.replay
         intended = replay.claim(self.service)
         if intended is None:

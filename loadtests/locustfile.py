@@ -177,7 +177,6 @@ def _user_classes(environment: Environment, replay: Replay, plan: UserPlan) -> l
 def _secure(custom: dict[str, type], options: ReplayOptions) -> None:
     """The user's FastHttpUser classes verify HTTPS as peaksim does, unless they say
     otherwise themselves (Locust's own default is not to verify)."""
-    import ssl
 
     for user_class in custom.values():
         own = any("insecure" in vars(base) for base in user_class.__mro__
@@ -185,9 +184,18 @@ def _secure(custom: dict[str, type], options: ReplayOptions) -> None:
         if hasattr(user_class, "insecure") and not own:
             user_class.insecure = options.insecure  # type: ignore[attr-defined]
         if options.ca_bundle and hasattr(user_class, "ssl_context_factory"):
-            bundle = options.ca_bundle
             user_class.ssl_context_factory = staticmethod(  # type: ignore[attr-defined]
-                lambda **_kw: ssl.create_default_context(cafile=bundle))
+                _trusting(options.ca_bundle))
+
+
+def _trusting(ca_bundle: str) -> Any:
+    """An SSL context factory that trusts ``ca_bundle`` (whatever CA file it is offered)."""
+    import ssl
+
+    def factory(**_kw: Any) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=ca_bundle)
+
+    return factory
 
 
 def _on_share(environment: Environment, msg: Any, **_kw: Any) -> None:
@@ -348,8 +356,13 @@ class OpenModelShape(LoadTestShape):
                     peaks[name] = peaks.get(name, 0) + int(peak)
         else:
             peaks = replay.take_peaks()
+        if isinstance(self.runner, MasterRunner):
+            cpu = max((float(c.cpu_usage) for c in self.runner.clients.values()), default=0.0)
+        else:
+            cpu = float(self.runner.current_cpu_usage)
         before = plan.current
-        users = plan.target(max(0.0, run_s), observed, peaks)
+        users = plan.target(max(0.0, run_s), observed, peaks,
+                            cpu_saturated=cpu >= plan.policy.cpu_saturated_percent)
         if plan.capped and users > before:
             log.warning("user count capped at --max-users %d: sends may fall behind", users)
         return users, spawn_rate

@@ -285,3 +285,12 @@ def test_pool_columns_average_each_window() -> None:
     assert cols["instances_booting"].tolist() == [1.0, 0.0, 0.0]
     assert cols["utilization"].tolist() == [0.75, 1.0, 1.0]  # 6 of 2 x 4 workers
     assert cols["in_queue"].tolist() == [2.0, 0.0, 0.0]
+
+
+def test_user_plan_holds_the_count_while_the_generator_is_saturated() -> None:
+    plan = UserPlan(_traffic(100, 100), ("browse",), {"browse": 10.0}, SizingPolicy(ewma=1.0),
+                    100.0)
+    # 500 ms observed would ask for 127 users, but the process uses its whole core: the
+    # latency is its own queue, and more users would only add work.
+    assert plan.target(10.0, {"browse": (100, 50_000.0)}, cpu_saturated=True) == 20
+    assert plan.target(11.0, {"browse": (200, 100_000.0)}) == 127

@@ -15,8 +15,8 @@ Rounds alternate bare and replay so that both see the same background load; the 
 round is replay rate / bare rate. Each run's CPU time per request in its steady state (the
 generator process's user + system time from ``/proc`` between a third and the end of the run,
 over the requests its measured rate sends in that time; the server excluded) is reported too:
-on a shared machine it varies far less than rates do. With two or more CPUs and one generator process, the server
-and the generator are pinned to different CPUs (as the figures in the docs were measured).
+on a shared machine it varies far less than rates do. With two or more CPUs and one generator
+process, the server and the generator are pinned to different CPUs.
 """
 
 from __future__ import annotations

@@ -250,7 +250,7 @@ def _check_names(ast: nodes.Template, loc: Loc, requests: Mapping[str, RequestSp
         if column is None or column not in tables[table]:
             problems.append((loc, f"data table '{table}' has no column {column!r} (columns: "
                                   f"{', '.join(sorted(tables[table]))})"))
-    for name, attribute in references(ast, {ENV_NAME}):
+    for _name, attribute in references(ast, {ENV_NAME}):
         if attribute is None:
             problems.append((loc, "use an environment variable as env.NAME"))
     return problems
