@@ -148,17 +148,14 @@ class _Slots:
             return lambda _ctx: []
         template = env.from_string("".join(self.parts))
         names = [f"{self.PREFIX}{i}" for i in range(len(self.parts))]
-        defaults = dict(template.globals)
         root = template.root_render_func
         new_context = template.new_context
 
         def values(ctx: dict[str, Any]) -> list[Any]:
-            # ``shared``: the context is this send's own dict (made by ``context_for``), so
-            # Jinja need not copy it; the environment's globals are added to it here. The
-            # template only assigns: running its render function fills ``context.vars``
-            # (what ``make_module`` does, without building a module per send).
-            for key, value in defaults.items():
-                ctx.setdefault(key, value)
+            # ``shared``: the context is this send's own dict (made by ``context_for`` from
+            # ``base_context``, which holds the environment's globals), so Jinja need not copy
+            # it. The template only assigns: running its render function fills
+            # ``context.vars`` (what ``make_module`` does, without a module per send).
             context = new_context(ctx, shared=True)
             for _ in root(context):
                 pass
@@ -424,7 +421,9 @@ def context_for(request: CompiledRequest, base: dict[str, Any], store: CaptureSt
 
 
 def base_context(functions: TemplateFunctions, env_values: Mapping[str, str]) -> dict[str, Any]:
-    return {**functions.namespace(), ENV_NAME: dict(env_values)}
+    """What every render of one user sees: Jinja's globals, the functions, ``env``."""
+    return {**template_environment().globals, **functions.namespace(),
+            ENV_NAME: dict(env_values)}
 
 
 SHOP_REQUESTS = Path(__file__).resolve().parent / "shop" / "requests.yaml"
