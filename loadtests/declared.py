@@ -36,16 +36,18 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jmespath.visitor import TreeInterpreter
 
 from sim.errors import LoadTestError
-from sim.requests_config import (
+from sim.model import (
     ENV_NAME,
     LoadTest,
     RequestSpec,
+    Scenario,
+    env_references,
     missing_env,
     read_table,
     references,
     template_environment,
+    template_strings,
 )
-from sim.scenario import Scenario
 
 MAX_ZIPF_N = 10_000_000
 CAPTURE_POOL = 10_000
@@ -337,8 +339,6 @@ def compile_requests(loadtest: LoadTest, services: tuple[str, ...],
 
 def _uses(env: ImmutableSandboxedEnvironment, spec: RequestSpec, requests: set[str],
           tables: set[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    from sim.requests_config import template_strings
-
     needs: set[str] = set()
     used: set[str] = set()
     for _loc, text in template_strings(spec):
@@ -357,8 +357,6 @@ def environment_values(loadtest: LoadTest, file: str,
         lines = [f"{file}: loadtest.{'.'.join(map(str, loc))}: {message}"
                  for loc, message in missing]
         raise LoadTestError("\n".join(lines))
-    from sim.requests_config import env_references
-
     return {name: environ[name] for _, name in env_references(loadtest)}
 
 

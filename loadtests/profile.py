@@ -21,7 +21,7 @@ import yaml
 
 from loadtests.runner import LoadTestConfig, LoadTestOutcome, run_loadtest
 from sim.errors import LoadTestError, ScenarioError
-from sim.loader import load_scenario
+from sim.model import load_scenario
 
 Steps = Sequence[tuple[float, float]]
 

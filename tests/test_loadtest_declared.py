@@ -22,8 +22,7 @@ from loadtests.declared import (
 from loadtests.hosts import check_target, custom_services, is_loopback
 from sim.cli import app
 from sim.errors import LoadTestError
-from sim.loader import parse_scenario
-from sim.requests_config import check_requests
+from sim.model import check_requests, parse_scenario
 
 HEAD = """name: api
 seed: 1
