@@ -27,15 +27,10 @@ import gevent
 from gevent import GreenletExit
 from locust import User, constant, task
 
-from loadtests.declared import (
-    CompiledRequest,
-    Rendered,
-    TemplateFunctions,
-    base_context,
-    context_for,
-)
+from loadtests.declared import CompiledRequest, Rendered
 from loadtests.recorder import Outcome, Recorder, classify
 from loadtests.replay import Replay, backoff_s, retryable
+from loadtests.send_context import TemplateFunctions, base_context, context_for
 from loadtests.target import SOCKETS_PER_PROCESS, Answer, Target, TlsOptions
 
 REPLAY_ATTRIBUTE = "peaksim_replay"

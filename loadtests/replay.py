@@ -19,15 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from loadtests.declared import (
-    CaptureStore,
     CompiledRequest,
-    DataTables,
     compile_requests,
     effective_loadtest,
     environment_values,
 )
 from loadtests.recorder import Recorder
 from loadtests.schedule import ARRIVALS, Arrivals, SharedSchedule
+from loadtests.send_context import CaptureStore, DataTables
 from loadtests.sizing import NETWORK_MS, SizingPolicy
 from sim.errors import LoadTestError
 from sim.model import Retries, Scenario, TrafficModel, load_scenario, sampler_for

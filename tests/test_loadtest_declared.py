@@ -10,16 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadtests.declared import (
-    CaptureStore,
-    TemplateFunctions,
-    base_context,
-    compile_requests,
-    context_for,
-    effective_loadtest,
-    environment_values,
-)
+from loadtests.declared import compile_requests, effective_loadtest, environment_values
 from loadtests.hosts import check_target, custom_services, is_loopback
+from loadtests.send_context import CaptureStore, TemplateFunctions, base_context, context_for
 from sim.cli import app
 from sim.errors import LoadTestError
 from sim.model import check_requests, parse_scenario
