@@ -218,6 +218,10 @@ def measure_replay(url: str, rate_rps: float, duration_s: float, workers: int, w
         finally:
             for child in children:
                 stop(child)
+    if not (run_dir / RESULTS_FILE).exists():
+        log = (run_dir / "locust.log").read_text(encoding="utf-8", errors="replace")
+        tail = " | ".join(log.strip().splitlines()[-3:])
+        raise LoadTestError(f"the replay run wrote no results: {tail}")
     merged = merge_results(run_dir / RESULTS_FILE, plan.span_s)
     sent = sum(s.total("sent") + s.total("retries") for s in merged.services.values())
     worst = 1.0
