@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import urllib.parse
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +33,7 @@ from jinja2 import meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jmespath.visitor import TreeInterpreter
 
+from loadtests.send_context import CaptureStore, DataTables, batch_key
 from sim.errors import LoadTestError
 from sim.model import (
     ENV_NAME,
@@ -51,55 +54,105 @@ _SINGLE = re.compile(r"^\{\{(?!-)(.*?)(?<!-)\}\}$", re.DOTALL)
 class _Slots:
     """The template strings of one request, compiled into ONE Jinja2 template whose top-level
     ``set`` statements hold each string's value: one render per send, whatever the number of
-    templated fields (a render's fixed cost dominates small templates)."""
+    templated fields (a render's fixed cost dominates small templates).
+
+    Strings that read neither captures nor data rows nor the clock (``uuid()``, ``randint()``,
+    ``zipf()``, ... : the same draws whenever they are made) are rendered ``BATCH`` sends at a
+    time by a second template, one loop for all of them; a send takes the next row. A template
+    that reads nothing but ``env`` is rendered once, at compile time.
+    """
 
     PREFIX = "peaksim_v"
+    BATCH = 32
 
-    def __init__(self, env_values: Mapping[str, str]) -> None:
-        self.parts: list[str] = []
+    def __init__(self, env_values: Mapping[str, str], per_send_names: set[str]) -> None:
+        self.parts: list[tuple[str, str, bool]] = []
+        """(Jinja statement setting the slot, the slot's variable name, batched)."""
         self.env_values = dict(env_values)
+        self.per_send_names = per_send_names
+        """Variables whose value belongs to one send (captures, data tables, ``now_ms``)."""
 
     def add(self, env: ImmutableSandboxedEnvironment, text: str) -> Render:
-        """A function of the slot values that gives ``text`` rendered. A template that reads
-        nothing but ``env`` is rendered now, once: it is the same for every send."""
+        """A function of the slot values that gives ``text`` rendered."""
         if "{" not in text:
             return _constant(text)
         index = len(self.parts)
         name = f"{self.PREFIX}{index}"
         match = _SINGLE.match(text)
         single = match is not None and _single_expression(env, text)
-        if meta.find_undeclared_variables(env.parse(text)) <= {ENV_NAME}:
+        free = meta.find_undeclared_variables(env.parse(text))
+        if free <= {ENV_NAME}:
             context = {ENV_NAME: self.env_values}
-            assert match is not None or not single
             value = (env.compile_expression(match.group(1), undefined_to_none=False)(**context)
                      if single and match is not None else env.from_string(text).render(context))
             return _constant(value)
         if single and match is not None:
-            self.parts.append(f"{{% set {name} = ({match.group(1)}) %}}")
+            statement = f"{{% set {name} = ({match.group(1)}) %}}"
         else:
-            self.parts.append(f"{{% set {name} %}}{text}{{% endset %}}")
+            statement = f"{{% set {name} %}}{text}{{% endset %}}"
+        self.parts.append((statement, name, not (free & self.per_send_names)))
         return lambda values: values[index]
 
-    def compile(self, env: ImmutableSandboxedEnvironment) -> Callable[[dict[str, Any]], list[Any]]:
+    def compile(self, env: ImmutableSandboxedEnvironment,
+                queue_key: str) -> Callable[[dict[str, Any]], list[Any]]:
+        """``values(ctx)``: every slot's value for one send. ``ctx[queue_key]`` is the user's
+        own queue of batched rows (``base_context`` makes it)."""
         if not self.parts:
             return lambda _ctx: []
-        template = env.from_string("".join(self.parts))
-        names = [f"{self.PREFIX}{i}" for i in range(len(self.parts))]
-        root = template.root_render_func
-        new_context = template.new_context
+        every = _assigner(env, [(s, n) for s, n, _ in self.parts])
+        batched = [(i, s, n) for i, (s, n, b) in enumerate(self.parts) if b]
+        if not batched:
+            return every
+        per_send = [(i, s, n) for i, (s, n, b) in enumerate(self.parts) if not b]
+        one = _assigner(env, [(s, n) for _, s, n in per_send])
+        names = ", ".join(n for _, _, n in batched)
+        loop = env.from_string(
+            f"{{% for peaksim_row in range({self.BATCH}) %}}"
+            + "".join(s for _, s, _ in batched)
+            + f"{{{{ [{names}] | tojson }}}}\n{{% endfor %}}")
+        size = len(self.parts)
 
         def values(ctx: dict[str, Any]) -> list[Any]:
-            # ``shared``: the context is this send's own dict (made by ``context_for`` from
-            # ``base_context``, which holds the environment's globals), so Jinja need not copy
-            # it. The template only assigns: running its render function fills
-            # ``context.vars`` (what ``make_module`` does, without a module per send).
-            context = new_context(ctx, shared=True)
-            for _ in root(context):
-                pass
-            found = context.vars
-            return [found[name] for name in names]
+            queue: deque[list[Any]] = ctx[queue_key]
+            if not queue:
+                try:
+                    queue.extend(json.loads(line) for line in loop.render(ctx).splitlines())
+                except TypeError:  # a value JSON cannot carry: render these sends one by one
+                    return every(ctx)
+            row = queue.popleft()
+            out: list[Any] = [None] * size
+            for (i, _, _), value in zip(batched, row, strict=True):
+                out[i] = value
+            if per_send:
+                for (i, _, _), value in zip(per_send, one(ctx), strict=True):
+                    out[i] = value
+            return out
 
         return values
+
+
+def _assigner(env: ImmutableSandboxedEnvironment,
+              parts: list[tuple[str, str]]) -> Callable[[dict[str, Any]], list[Any]]:
+    """One render of the ``set`` statements ``parts``: their values, in order."""
+    if not parts:
+        return lambda _ctx: []
+    template = env.from_string("".join(s for s, _ in parts))
+    names = [n for _, n in parts]
+    root = template.root_render_func
+    new_context = template.new_context
+
+    def values(ctx: dict[str, Any]) -> list[Any]:
+        # ``shared``: the context is this send's own dict (made by ``context_for`` from
+        # ``base_context``, which holds the environment's globals), so Jinja need not copy
+        # it. The template only assigns: running its render function fills
+        # ``context.vars`` (what ``make_module`` does, without a module per send).
+        context = new_context(ctx, shared=True)
+        for _ in root(context):
+            pass
+        found = context.vars
+        return [found[name] for name in names]
+
+    return values
 
 
 def _single_expression(env: ImmutableSandboxedEnvironment, text: str) -> bool:
@@ -197,7 +250,7 @@ class CompiledRequest:
                 body = urllib.parse.urlencode({k: _text(v) for k, v in value.items()}).encode()
             else:
                 body = str(value).encode()
-        if self.content_type is not None and "content-type" not in {h.lower() for h in headers}:
+        if self.content_type is not None:
             headers["Content-Type"] = self.content_type
         return Rendered(self.spec.method, path, headers, body)
 
@@ -248,7 +301,7 @@ def compile_requests(loadtest: LoadTest, services: tuple[str, ...],
         spec = loadtest.requests.get(name)
         if spec is None:
             continue
-        slots = _Slots(env_values)
+        slots = _Slots(env_values, {*loadtest.requests, *loadtest.data, "now_ms"})
         merged = {**loadtest.headers, **spec.headers}
         headers = {k: slots.add(env, v) for k, v in merged.items()}
         body_value, content_type = None, None
@@ -263,9 +316,10 @@ def compile_requests(loadtest: LoadTest, services: tuple[str, ...],
         query = _compile_value(env, slots, spec.query) if spec.query else None
         body = _compile_value(env, slots, body_value) if body_value is not None else None
         out[name] = CompiledRequest(
-            service=name, spec=spec, values=slots.compile(env), path=path,
+            service=name, spec=spec, values=slots.compile(env, batch_key(name)), path=path,
             headers=list(headers.items()), query=query, body=body,
-            content_type=content_type, needs=needs, tables=tables,
+            content_type=(None if any(h.lower() == "content-type" for h in merged)
+                          else content_type), needs=needs, tables=tables,
             captures=[(k, _Search(v)) for k, v in spec.capture.items()],
             expect=_Search(spec.expect.json_check) if spec.expect else None,
             expect_text=spec.expect.json_check if spec.expect else "")
@@ -315,3 +369,21 @@ def effective_loadtest(scenario: Scenario) -> LoadTest:
     requests = {name: spec for name, spec in shop.requests.items() if name in scenario.services}
     return loadtest.model_copy(update={"requests": requests,
                                        "headers": {**shop.headers, **loadtest.headers}})
+
+
+def context_for(request: CompiledRequest, base: dict[str, Any], store: CaptureStore,
+                tables: DataTables | None, rng: random.Random) -> dict[str, Any] | None:
+    """The render context of one send, or None when a captured record it needs is missing."""
+    ctx = dict(base)
+    for producer in request.needs:
+        record = store.take(producer, request.spec.reuse, rng)
+        if record is None:
+            if not request.spec.reuse:  # put back what this send took: it will not be sent
+                for taken in request.needs:
+                    if taken in ctx:
+                        store.give_back(taken, ctx[taken])
+            return None
+        ctx[producer] = record
+    if request.tables and tables is not None:
+        ctx.update(tables.draw(request.tables, rng))
+    return ctx

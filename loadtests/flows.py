@@ -27,10 +27,10 @@ import gevent
 from gevent import GreenletExit
 from locust import User, constant, task
 
-from loadtests.declared import CompiledRequest, Rendered
+from loadtests.declared import CompiledRequest, Rendered, context_for
 from loadtests.recorder import Outcome, Recorder, classify
 from loadtests.replay import Replay, backoff_s, retryable
-from loadtests.send_context import TemplateFunctions, base_context, context_for
+from loadtests.send_context import TemplateFunctions, base_context
 from loadtests.target import SOCKETS_PER_PROCESS, Answer, Target, TlsOptions
 
 REPLAY_ATTRIBUTE = "peaksim_replay"
@@ -118,7 +118,7 @@ class DeclaredUser(Pacer, User):
         self.replay = replay
         self.rng = replay.user_rng(self.service)
         self.functions = TemplateFunctions(self.rng, replay.sequence, replay.zipf_tables)
-        self.base = base_context(self.functions, replay.env_values)
+        self.base = base_context(self.functions, replay.env_values, (self.service,))
         self.request: CompiledRequest = replay.requests[self.service]
         self.target = target_of(environment)
         self.stats = environment.stats

@@ -3,8 +3,8 @@
 ``TemplateFunctions`` binds ``uuid()``, ``randint()``, ``choice()``, ``zipf()``, ``now_ms()``
 and ``seq()`` to one user's seeded generator; ``CaptureStore`` holds the records captured from
 successful answers (bounded, used once unless ``reuse``); ``DataTables`` the ``data`` CSVs;
-``context_for`` builds one send's render context, or says that a record it needs is missing
-(the send is then ``no_data``). No Locust, no gevent.
+``base_context`` is what every render of one user starts from (``declared.context_for`` adds
+one send's records and rows). No Locust, no gevent.
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import random
 import time
 import uuid as uuid_module
 from collections import deque
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 
 from sim.model import ENV_NAME, LoadTest, read_table, template_environment
-
-if TYPE_CHECKING:
-    from loadtests.declared import CompiledRequest
 
 MAX_ZIPF_N = 10_000_000
 CAPTURE_POOL = 10_000
@@ -126,25 +123,14 @@ class CaptureStore:
         self.pools.clear()
 
 
-def context_for(request: CompiledRequest, base: dict[str, Any], store: CaptureStore,
-                tables: DataTables | None, rng: random.Random) -> dict[str, Any] | None:
-    """The render context of one send, or None when a captured record it needs is missing."""
-    ctx = dict(base)
-    for producer in request.needs:
-        record = store.take(producer, request.spec.reuse, rng)
-        if record is None:
-            if not request.spec.reuse:  # put back what this send took: it will not be sent
-                for taken in request.needs:
-                    if taken in ctx:
-                        store.give_back(taken, ctx[taken])
-            return None
-        ctx[producer] = record
-    if request.tables and tables is not None:
-        ctx.update(tables.draw(request.tables, rng))
-    return ctx
+def batch_key(service: str) -> str:
+    """The render-context key of a user's queue of pre-rendered rows for ``service``."""
+    return f"peaksim_batch_{service}"
 
 
-def base_context(functions: TemplateFunctions, env_values: Mapping[str, str]) -> dict[str, Any]:
-    """What every render of one user sees: Jinja's globals, the functions, ``env``."""
+def base_context(functions: TemplateFunctions, env_values: Mapping[str, str],
+                 services: Iterable[str]) -> dict[str, Any]:
+    """What every render of one user sees: Jinja's globals, the functions, ``env``, and the
+    user's own queues of pre-rendered rows for ``services``."""
     return {**template_environment().globals, **functions.namespace(),
-            ENV_NAME: dict(env_values)}
+            ENV_NAME: dict(env_values), **{batch_key(s): deque() for s in services}}

@@ -10,9 +10,14 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from loadtests.declared import compile_requests, effective_loadtest, environment_values
+from loadtests.declared import (
+    compile_requests,
+    context_for,
+    effective_loadtest,
+    environment_values,
+)
 from loadtests.hosts import check_target, custom_services, is_loopback
-from loadtests.send_context import CaptureStore, TemplateFunctions, base_context, context_for
+from loadtests.send_context import CaptureStore, TemplateFunctions, base_context
 from sim.cli import app
 from sim.errors import LoadTestError
 from sim.model import check_requests, parse_scenario
@@ -59,7 +64,7 @@ def test_the_issue_syntax_validates_and_renders_with_native_types() -> None:
     requests = compile_requests(scenario.loadtest, ("catalog", "checkout", "pay"),
                                 {"SHOP_API_KEY": "k-1"})
     functions = TemplateFunctions(random.Random(7))
-    base = base_context(functions, {"SHOP_API_KEY": "k-1"})
+    base = base_context(functions, {"SHOP_API_KEY": "k-1"}, requests)
     store = CaptureStore()
     checkout = requests["checkout"]
     sent = checkout.render(context_for(checkout, base, store, None, functions.rng))
