@@ -20,14 +20,13 @@ latency); the corrected latencies are in the peaksim results.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import gevent
 from gevent import GreenletExit
 from locust import User, constant, task
 
-from loadtests.declared import CompiledRequest, Rendered, context_for
+from loadtests.declared import CompiledRequest, context_for
 from loadtests.recorder import Outcome, Recorder, classify
 from loadtests.replay import Replay, backoff_s, retryable
 from loadtests.send_context import TemplateFunctions, base_context
@@ -135,8 +134,11 @@ class DeclaredUser(Pacer, User):
         while True:
             sent_s = replay.now()
             recorder.sent(self.service, intended_s, sent_s, retry=attempt > 0)
-            answer = self._attempt(rendered)
+            answer = self.target.send(rendered.method, rendered.path, rendered.headers,
+                                      rendered.body, self.request.spec.timeout_s)
             done_s = replay.now()
+            self.stats.log_request(rendered.method, self.service, (done_s - sent_s) * 1000.0,
+                                   len(answer.content))
             outcome, reason = self._judge(answer)
             last = (outcome is Outcome.COMPLETED or retries is None
                     or attempt >= retries.max or not retryable(answer.status))
@@ -150,14 +152,6 @@ class DeclaredUser(Pacer, User):
             wait_s = backoff_s(retries, attempt, self.rng)
             intended_s = done_s + wait_s  # a retry is due after its backoff, not before
             gevent.sleep(wait_s)
-
-    def _attempt(self, rendered: Rendered) -> Answer:
-        start = time.perf_counter()
-        answer = self.target.send(rendered.method, rendered.path, rendered.headers,
-                                  rendered.body, self.request.spec.timeout_s)
-        elapsed_ms = (time.perf_counter() - start) * 1000.0
-        self.stats.log_request(rendered.method, self.service, elapsed_ms, len(answer.content))
-        return answer
 
     def _judge(self, answer: Answer) -> tuple[Outcome, str | None]:
         """The attempt's outcome and, unless it completed, why it failed."""

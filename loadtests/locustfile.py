@@ -337,8 +337,9 @@ class OpenModelShape(LoadTestShape):
         plan: UserPlan = getattr(environment, _PLAN)
         run_s = self.get_run_time() - START_LEAD_S
         # One spawn rate for the whole run: Locust re-dispatches whenever the returned tuple
-        # changes, and each dispatch pauses every worker for a moment.
-        spawn_rate = float(max(50, plan.initial))
+        # changes, and each dispatch pauses every worker for a moment. Fast enough that the
+        # first users are all there well within the start lead, even on a busy machine.
+        spawn_rate = float(max(100, 4 * plan.initial))
         if run_s > replay.until_s:
             if run_s > replay.until_s + replay.drain_s or self._settled(replay, plan, run_s):
                 return None

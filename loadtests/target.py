@@ -17,7 +17,7 @@ import http.client
 import ssl
 import urllib.parse
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import gevent
 from geventhttpclient import HTTPClient
@@ -36,9 +36,9 @@ class TlsOptions:
     ca_bundle: str | None = None
 
 
-@dataclass(frozen=True)
-class Answer:
-    """One attempt's outcome: HTTP status (0: none), client timeout, body, failure text."""
+class Answer(NamedTuple):
+    """One attempt's outcome: HTTP status (0: none), client timeout, body, failure text.
+    (A named tuple: one is made per request, and it is the cheapest immutable record.)"""
 
     status: int
     timed_out: bool
