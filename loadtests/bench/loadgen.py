@@ -16,7 +16,8 @@ round is replay rate / bare rate. Each run's CPU time per request in its steady 
 generator process's user + system time from ``/proc`` between a third and the end of the run,
 over the requests its measured rate sends in that time; the server excluded) is reported too:
 on a shared machine it varies far less than rates do. With two or more CPUs and one generator
-process, the server and the generator are pinned to different CPUs.
+process, the server and the generator are pinned to different CPUs. ``PEAKSIM_BENCH_KEEP=DIR``
+keeps the runs' files there (each replay's ``on_time.json`` lists its windows' on-time shares).
 """
 
 from __future__ import annotations
@@ -225,12 +226,15 @@ def measure_replay(url: str, rate_rps: float, duration_s: float, workers: int, w
     merged = merge_results(run_dir / RESULTS_FILE, plan.span_s)
     sent = sum(s.total("sent") + s.total("retries") for s in merged.services.values())
     worst = 1.0
+    shares = []
     for w in range(merged.n_windows):
         intended = sum(int(s.counts["intended"][w]) for s in merged.services.values())
         bad = sum(int(s.counts["late"][w] + s.counts["dropped"][w])
                   for s in merged.services.values())
         if intended:
             worst = min(worst, 1.0 - bad / intended)
+            shares.append(round(1.0 - bad / intended, 3))
+    (run_dir / "on_time.json").write_text(json.dumps(shares), encoding="utf-8")
     rate = sent / plan.span_s
     return rate, worst, _per_request_us(share, rate)
 
@@ -245,7 +249,7 @@ def run_loadgen_bench(duration_s: float = 15.0, rounds: int = 2, fraction: float
     port = free_port()
     results = []
     with tempfile.TemporaryDirectory(prefix="peaksim-loadgen-") as tmp:
-        work = Path(tmp)
+        work = Path(os.environ.get("PEAKSIM_BENCH_KEEP") or tmp)
         server = _start_server(port, server_cpu)
         url = f"http://127.0.0.1:{port}"
         try:
