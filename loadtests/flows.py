@@ -1,37 +1,39 @@
-"""Locust users: one class per service flow of the reference shop, open-model paced.
+"""Locust users of a replay: one class per service, open-model paced.
 
 A user does not loop on its own rhythm: it takes the next intended send time of its service
 from the process's shared schedule (``Replay.claim``), sleeps until then, sends, records, and
 takes the next one. How many users exist is the shape's business (``loadtests.sizing``).
 
-- ``BrowseUser``: ``GET /browse/{item_id}``.
-- ``OrderUser``: ``POST /order``; created orders go to a bounded pool for payment users.
-- ``PaymentUser``: ``POST /pay`` (with an ``Idempotency-Key``, kept across its retries) for an
-  order created earlier in the run; with none left it creates one while it waits for the send
-  time (that request is named ``payment: create order`` and is not an ``order`` send; it makes
-  the payment late only when there is no time to spare, and then counts as generator lag).
+What a send is depends on the service:
 
-Requests are named by service so Locust's statistics group per service. Locust's own response
-times are the raw latencies; the corrected ones are in the peaksim results. Failed attempts are
-retried as the scenario's ``retries`` of the service says (the simulator's client model).
+- a **declared request** (``loadtest.requests`` of the scenario, ``loadtests.declared``): the
+  request is rendered once per send (kept across its retries), sent through the process's
+  pooled client (``loadtests.target``), judged (``success`` codes, ``expect``), and its
+  captures are kept for the services that use them. A send that needs a captured value none
+  is left of is recorded as ``no_data`` and not sent.
+- the user's own Locust class (``--locustfile``, ``loadtests.custom``): its task is called.
+
+Failed attempts are retried as the scenario's ``retries`` of the service says (the simulator's
+client model). Locust's own statistics get one entry per attempt, named by service (raw
+latency); the corrected latencies are in the peaksim results.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import gevent
 from gevent import GreenletExit
-from locust import FastHttpUser, constant, task
-from locust.contrib.fasthttp import FastResponse
+from locust import User, constant, task
 
+from loadtests.declared import CompiledRequest, context_for
 from loadtests.recorder import Outcome, Recorder, classify
 from loadtests.replay import Replay, backoff_s, retryable
+from loadtests.send_context import TemplateFunctions, base_context
+from loadtests.target import SOCKETS_PER_PROCESS, Answer, Target, TlsOptions
 
 REPLAY_ATTRIBUTE = "peaksim_replay"
-SHADOW_HEADERS = {"X-Shadow-Traffic": "1"}
-CATALOG_ITEMS = 100_000
+TARGET_ATTRIBUTE = "peaksim_target"
 IDLE_S = 0.5
 """How long a user with nothing to send sleeps before looking again."""
 
@@ -45,71 +47,104 @@ def replay_of(environment: Any) -> Replay:
     return replay
 
 
-class ServiceUser(FastHttpUser):
-    """Base of the per-service users: claim, sleep, send, record, retry."""
+def target_of(environment: Any) -> Target:
+    """The process's pooled client for ``environment.host`` (made on first use: a worker
+    learns the host with its first spawn message)."""
+    target = getattr(environment, TARGET_ATTRIBUTE, None)
+    if isinstance(target, Target):
+        return target
+    options = environment.parsed_options
+    tls = TlsOptions(bool(getattr(options, "peaksim_insecure", False)),
+                     getattr(options, "peaksim_ca_bundle", None))
+    timeout_s = float(getattr(options, "peaksim_request_timeout_s", 30.0) or 30.0)
+    target = Target(environment.host, tls, timeout_s, SOCKETS_PER_PROCESS)
+    setattr(environment, TARGET_ATTRIBUTE, target)
+    return target
 
-    abstract = True
+
+class Pacer:
+    """The open-model loop shared by every replay user: claim a send time, wait, send.
+    (A mixin: Locust users that derive from it list ``Pacer.replay_next`` as their task.)"""
+
     service = ""
-    wait_time = constant(0)
-
-    def __init__(self, environment: Any) -> None:
-        replay = replay_of(environment)
-        # FastHttpSession reads its timeouts at construction: set them per instance first.
-        self.network_timeout = replay.options.request_timeout_s
-        self.connection_timeout = replay.options.request_timeout_s
-        super().__init__(environment)
-        self.replay = replay
-        self.rng = replay.user_rng(self.service)
-        self.headers = dict(SHADOW_HEADERS) if replay.options.shadow else {}
+    replay: Replay
 
     @task
     def replay_next(self) -> None:
+        """Send this service's requests at their intended times, for as long as the user
+        lives: the loop never returns to Locust's task scheduler, which would add a task
+        choice and a zero wait (a greenlet switch) per request."""
+        while True:
+            self.send_next()
+
+    def send_next(self) -> None:
+        """Claim the next intended send time, wait for it, send."""
         replay = self.replay
         intended = replay.claim(self.service)
         if intended is None:
             gevent.sleep(IDLE_S)
             return
         try:
-            self.prepare()
             delay = intended - replay.now()
             if delay > 0:
                 gevent.sleep(delay)
         except GreenletExit:
             replay.give_back(self.service, intended)
             raise
-        self.send(intended)
-
-    def prepare(self) -> None:
-        """Work a flow needs before its request, done while waiting for the intended time
-        (so it delays the send only when there is no time to spare)."""
-
-    def send(self, intended_s: float) -> None:
-        """One request with its retries; every attempt is recorded."""
-        replay = self.replay
         recorder = replay.recorder
         if recorder is None:
             return
         replay.begin_send(self.service)
         try:
-            self._attempts(intended_s, recorder)
+            self.send(intended, recorder)
         finally:
             replay.end_send(self.service)
 
-    def _attempts(self, intended_s: float, recorder: Recorder) -> None:
+    def send(self, intended_s: float, recorder: Recorder) -> None:
+        raise NotImplementedError
+
+
+class DeclaredUser(Pacer, User):
+    """Sends its service's declared request; see the module docstring."""
+
+    abstract = True
+    wait_time = constant(0)
+    tasks = [Pacer.replay_next]
+
+    def __init__(self, environment: Any) -> None:
+        super().__init__(environment)
+        replay = replay_of(environment)
+        self.replay = replay
+        self.rng = replay.user_rng(self.service)
+        self.functions = TemplateFunctions(self.rng, replay.sequence, replay.zipf_tables)
+        self.base = base_context(self.functions, replay.env_values, (self.service,))
+        self.request: CompiledRequest = replay.requests[self.service]
+        self.target = target_of(environment)
+        self.stats = environment.stats
+
+    def send(self, intended_s: float, recorder: Recorder) -> None:
         replay = self.replay
+        ctx = context_for(self.request, self.base, replay.captures, replay.tables, self.rng)
+        if ctx is None:
+            recorder.no_data(self.service, intended_s)
+            return
+        rendered = self.request.render(ctx)
         retries = replay.retries(self.service)
-        key = uuid.uuid4().hex  # an identifier, not a random draw of the replay
         attempt = 0
         while True:
             sent_s = replay.now()
             recorder.sent(self.service, intended_s, sent_s, retry=attempt > 0)
-            status, timed_out = self.attempt(key)
+            answer = self.target.send(rendered.method, rendered.path, rendered.headers,
+                                      rendered.body, self.request.spec.timeout_s)
             done_s = replay.now()
-            outcome = classify(status, timed_out)
+            self.stats.log_request(rendered.method, self.service, (done_s - sent_s) * 1000.0,
+                                   len(answer.content))
+            outcome, reason = self._judge(answer)
             last = (outcome is Outcome.COMPLETED or retries is None
-                    or attempt >= retries.max or not retryable(status))
+                    or attempt >= retries.max or not retryable(answer.status))
             recorder.finished(self.service, outcome, intended_s, sent_s, done_s,
-                              final_failure=last and outcome is not Outcome.COMPLETED)
+                              final_failure=last and outcome is not Outcome.COMPLETED,
+                              reason=reason)
             if last:
                 return
             attempt += 1
@@ -118,99 +153,26 @@ class ServiceUser(FastHttpUser):
             intended_s = done_s + wait_s  # a retry is due after its backoff, not before
             gevent.sleep(wait_s)
 
-    def attempt(self, idempotency_key: str) -> tuple[int, bool]:
-        """Send one attempt; (HTTP status or 0, whether the client timed out)."""
-        raise NotImplementedError
-
-    def item_id(self) -> int:
-        return int(self.rng.integers(1, CATALOG_ITEMS + 1))
-
-
-def _status(response: FastResponse) -> tuple[int, bool]:
-    error = getattr(response, "error", None)
-    timed_out = isinstance(error, TimeoutError | gevent.Timeout)
-    return int(response.status_code or 0), timed_out
-
-
-def _json(response: FastResponse) -> dict[str, Any]:
-    try:
-        data = response.json()
-    except (ValueError, TypeError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    def _judge(self, answer: Answer) -> tuple[Outcome, str | None]:
+        """The attempt's outcome and, unless it completed, why it failed."""
+        if answer.status == 0:
+            reason = answer.error or "no answer"
+            self.stats.log_error(self.request.spec.method, self.service, reason)
+            return classify(0, answer.timed_out), reason
+        completed, reason, record = self.request.judge(answer.status, answer.content)
+        if completed:
+            if record is not None:
+                self.replay.captures.put(self.service, record)
+            return Outcome.COMPLETED, None
+        self.stats.log_error(self.request.spec.method, self.service, reason)
+        if self.request.ok_status(answer.status):
+            return Outcome.FAILED, reason  # the answer came but failed its check
+        outcome = classify(answer.status, False)
+        return (Outcome.FAILED if outcome is Outcome.COMPLETED else outcome), reason
 
 
-class BrowseUser(ServiceUser):
-    """Product pages."""
-
-    service = "browse"
-
-    def attempt(self, idempotency_key: str) -> tuple[int, bool]:
-        response = self.client.get(f"/browse/{self.item_id()}", name=self.service,
-                                   headers=self.headers)
-        return _status(response)
-
-
-class OrderUser(ServiceUser):
-    """Create orders of one to three lines; remember them for payment users."""
-
-    service = "order"
-
-    def attempt(self, idempotency_key: str) -> tuple[int, bool]:
-        response = create_order(self, self.service)
-        status, timed_out = _status(response)
-        if 200 <= status < 300:
-            data = _json(response)
-            if isinstance(data.get("order_id"), str) and isinstance(data.get("amount"), int):
-                self.replay.orders.append((data["order_id"], data["amount"]))
-        return status, timed_out
-
-
-class PaymentUser(ServiceUser):
-    """Pay an order created earlier in the run (the oldest one waiting)."""
-
-    service = "payment"
-
-    def __init__(self, environment: Any) -> None:
-        super().__init__(environment)
-        self.order: tuple[str, int] | None = None
-
-    def prepare(self) -> None:
-        self.order = self.take_order()
-
-    def send(self, intended_s: float) -> None:
-        if self.order is None and self.replay.recorder is not None:
-            # No order could be created: the payment flow failed before it could pay.
-            now_s = self.replay.now()
-            self.replay.recorder.sent(self.service, intended_s, now_s)
-            self.replay.recorder.finished(self.service, Outcome.FAILED, intended_s, now_s, now_s,
-                                          final_failure=True)
-            return
-        super().send(intended_s)
-        self.order = None
-
-    def take_order(self) -> tuple[str, int] | None:
-        if self.replay.orders:
-            return self.replay.orders.popleft()
-        response = create_order(self, "payment: create order")
-        data = _json(response)
-        if isinstance(data.get("order_id"), str) and isinstance(data.get("amount"), int):
-            return data["order_id"], data["amount"]
-        return None
-
-    def attempt(self, idempotency_key: str) -> tuple[int, bool]:
-        assert self.order is not None
-        order_id, amount = self.order
-        headers = {**self.headers, "Idempotency-Key": idempotency_key}
-        response = self.client.post("/pay", json={"order_id": order_id, "amount": amount},
-                                    name=self.service, headers=headers)
-        return _status(response)
-
-
-def create_order(user: ServiceUser, name: str) -> FastResponse:
-    lines = int(user.rng.integers(1, 4))
-    items = [{"item_id": user.item_id(), "qty": int(user.rng.integers(1, 4))}
-             for _ in range(lines)]
-    user_id = int(user.rng.integers(1, 1_000_000))
-    return user.client.post("/order", json={"user_id": user_id, "items": items}, name=name,
-                            headers=user.headers)
+def declared_user_class(service: str, weight: int) -> type[DeclaredUser]:
+    """A Locust user class that sends ``service``'s declared request."""
+    name = "Declared_" + "".join(c if c.isalnum() else "_" for c in service)
+    return type(name, (DeclaredUser,), {"service": service, "weight": weight,
+                                         "abstract": False, "__module__": __name__})

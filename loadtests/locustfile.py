@@ -9,9 +9,10 @@ and spawn rate fields are ignored, the shape sizes the users from the traffic cu
 
 How the pieces fit:
 
-- ``init`` (local runner or master): read the options, load the scenario into a ``Replay``,
-  keep only the user classes of the scenario's services and weight them by their expected need.
-  A worker only registers its handlers.
+- ``init``: read the options, load the scenario into a ``Replay`` (its declared requests
+  compiled), load the user's own classes (``--peaksim-locustfile``), make one user class per
+  replayed service and weight them by their expected need; open the process's pooled HTTP
+  client. A worker only registers its handlers and opens its client.
 - ``test_start``: a local runner starts its replay at once; a master tells each connected worker
   its share of the schedule and the scenario's text (``peaksim_share`` message, sent before the
   spawn messages, so it arrives first) and opens the results file; a worker builds its replay
@@ -37,14 +38,16 @@ from locust.env import Environment
 from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.collector import ResultsWriter
-from loadtests.flows import REPLAY_ATTRIBUTE, BrowseUser, OrderUser, PaymentUser, replay_of
+from loadtests.custom import load_custom_users, watch_requests
+from loadtests.flows import REPLAY_ATTRIBUTE, DeclaredUser, declared_user_class, replay_of
 from loadtests.replay import DEFAULT_SCENARIO, START_LEAD_S, Replay, ReplayOptions
 from loadtests.schedule import ARRIVALS
 from loadtests.sizing import UserPlan
+from loadtests.target import SOCKETS_PER_PROCESS
 from sim.model import parse_scenario
 from sim.runio import new_run_dir
 
-__all__ = ["BrowseUser", "OpenModelShape", "OrderUser", "PaymentUser"]
+__all__ = ["OpenModelShape", "ReplayUser"]
 
 log = logging.getLogger("peaksim.loadtest")
 FLUSH_S = 2.0
@@ -52,12 +55,19 @@ FLUSH_S = 2.0
 END_GRACE_S = 0.2
 """Seconds after the schedule's end at which sends not yet made are counted as dropped."""
 SHARE_MESSAGE = "peaksim_share"
-USER_CLASSES = {"browse": BrowseUser, "order": OrderUser, "payment": PaymentUser}
-_METHODS = {"browse": "GET", "order": "POST", "payment": "POST"}
+_CUSTOM = "peaksim_custom"
 _WRITER = "peaksim_writer"
 _SHARE = "peaksim_share"
 _SCENARIO_TEXT = "peaksim_scenario_text"
 _PLAN = "peaksim_plan"
+
+
+class ReplayUser(DeclaredUser):
+    """The class Locust finds in this file (it refuses a locustfile without one). ``init``
+    replaces it, before any user is spawned, by one class per replayed service
+    (``declared_user_class``, or the user's own from ``--peaksim-locustfile``)."""
+
+    abstract = False
 
 
 @events.init_command_line_parser.add_listener
@@ -87,8 +97,13 @@ def add_arguments(parser: Any) -> None:
                        help="Directory for results.jsonl (default: a new run directory).")
     group.add_argument("--max-users", dest="peaksim_max_users", type=int, default=2000,
                        help="Upper bound of the user count (all workers together).")
-    group.add_argument("--no-shadow", dest="peaksim_shadow", action="store_false",
-                       default=True, help="Do not tag requests with X-Shadow-Traffic: 1.")
+    group.add_argument("--insecure", dest="peaksim_insecure", action="store_true",
+                       default=False, help="HTTPS: do not verify the target's certificate.")
+    group.add_argument("--ca-bundle", dest="peaksim_ca_bundle", default=None,
+                       help="HTTPS: PEM file of CA certificates to trust.")
+    group.add_argument("--peaksim-locustfile", dest="peaksim_locustfile", default=None,
+                       help="Your own locustfile: its classes with peaksim_service = NAME "
+                            "drive those services.")
     group.add_argument("--replay-seed", dest="peaksim_seed", type=int, default=None,
                        help="Seed of the send schedule (default: the scenario's).")
 
@@ -96,6 +111,12 @@ def add_arguments(parser: Any) -> None:
 @events.init.add_listener
 def on_init(environment: Environment, **_kw: Any) -> None:
     runner = environment.runner
+    options = ReplayOptions.from_namespace(environment.parsed_options)
+    custom = load_custom_users(options.locustfile) if options.locustfile else {}
+    setattr(environment, _CUSTOM, custom)
+    if custom:
+        watch_requests(environment)
+        _secure(custom, options)
     if isinstance(runner, WorkerRunner):
         # A worker learns the scenario and its share from the master when the test starts
         # (its own command line may name no scenario, or a path that does not exist here).
@@ -111,24 +132,21 @@ def on_init(environment: Environment, **_kw: Any) -> None:
 
         environment.events.report_to_master.add_listener(ship)
         return
-    options = ReplayOptions.from_namespace(environment.parsed_options)
-    replay = Replay(options)
+    replay = Replay(options, custom=frozenset(custom))
     setattr(environment, REPLAY_ATTRIBUTE, replay)
     # Read once, now: workers get this text with their share, whatever their file system.
     setattr(environment, _SCENARIO_TEXT, Path(options.scenario).read_text(encoding="utf-8"))
     if replay.skipped:
         log.warning("no request flow for service(s) %s: not replayed", ", ".join(replay.skipped))
     if not replay.services:
-        raise RuntimeError(f"{options.scenario}: none of its services has a request flow "
-                           f"(known: {', '.join(USER_CLASSES)})")
-    plan = UserPlan(replay.traffic, replay.services, replay.prior_ms(), replay.sizing,
-                    replay.until_s)
+        raise RuntimeError(f"{options.scenario}: none of its services has a declared request "
+                           f"or a class of --peaksim-locustfile")
+    processes = int(getattr(environment.parsed_options, "expect_workers", 1) or 1) \
+        if isinstance(runner, MasterRunner) else 1
+    plan = UserPlan(replay.traffic, replay.services, replay.prior_ms(),
+                    replay.sizing_for(processes * SOCKETS_PER_PROCESS), replay.until_s)
     setattr(environment, _PLAN, plan)
-    # Locust splits users between classes by their class attribute ``weight``; it is the only
-    # channel it reads, so the weights are set here, once per process, before any dispatch.
-    for name, user_class in USER_CLASSES.items():
-        user_class.weight = plan.weights.get(name, 0)
-    environment.user_classes[:] = [USER_CLASSES[name] for name in replay.services]
+    environment.user_classes[:] = _user_classes(environment, replay, plan)
     if isinstance(runner, MasterRunner):
 
         def collect(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
@@ -141,8 +159,56 @@ def on_init(environment: Environment, **_kw: Any) -> None:
         environment.events.worker_report.add_listener(collect)
 
 
+def _user_classes(environment: Environment, replay: Replay, plan: UserPlan) -> list[type]:
+    """One class per replayed service. Locust splits users between classes by their class
+    attribute ``weight``, the only channel it reads: set here, before any dispatch."""
+    custom: dict[str, type] = getattr(environment, _CUSTOM, {})
+    classes = []
+    for name in replay.services:
+        weight = plan.weights.get(name, 1)
+        if name in custom:
+            custom[name].weight = weight
+            classes.append(custom[name])
+        else:
+            classes.append(declared_user_class(name, weight))
+    return classes
+
+
+def _secure(custom: dict[str, type], options: ReplayOptions) -> None:
+    """The user's FastHttpUser classes verify HTTPS as peaksim does, unless they say
+    otherwise themselves (Locust's own default is not to verify)."""
+
+    for user_class in custom.values():
+        own = any("insecure" in vars(base) for base in user_class.__mro__
+                  if base.__module__ not in ("locust.contrib.fasthttp",))
+        if hasattr(user_class, "insecure") and not own:
+            user_class.insecure = options.insecure  # type: ignore[attr-defined]
+        if options.ca_bundle and hasattr(user_class, "ssl_context_factory"):
+            user_class.ssl_context_factory = staticmethod(  # type: ignore[attr-defined]
+                _trusting(options.ca_bundle))
+
+
+def _trusting(ca_bundle: str) -> Any:
+    """An SSL context factory that trusts ``ca_bundle`` (whatever CA file it is offered)."""
+    import ssl
+
+    def factory(**_kw: Any) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=ca_bundle)
+
+    return factory
+
+
 def _on_share(environment: Environment, msg: Any, **_kw: Any) -> None:
+    """A worker's share arrives before its spawn messages: build its replay and the user
+    classes the master will name (one per replayed service)."""
     setattr(environment, _SHARE, dict(msg.data))
+    runner = environment.runner
+    assert isinstance(runner, WorkerRunner)
+    replay = _worker_replay(environment, runner)
+    setattr(environment, REPLAY_ATTRIBUTE, replay)
+    custom: dict[str, type] = getattr(environment, _CUSTOM, {})
+    environment.user_classes[:] = [custom.get(name) or declared_user_class(name, 1)
+                                   for name in replay.services]
 
 
 def _worker_replay(environment: Environment, runner: WorkerRunner) -> Replay:
@@ -154,7 +220,8 @@ def _worker_replay(environment: Environment, runner: WorkerRunner) -> Replay:
         local = Path(options.scenario)
         base_dir = str(local.resolve().parent) if local.exists() else str(Path.cwd())
         scenario = parse_scenario(share["scenario_text"], options.scenario, base_dir)
-    replay = Replay(options, scenario=scenario)
+    replay = Replay(options, scenario=scenario,
+                    custom=frozenset(getattr(environment, _CUSTOM, {})))
     if "count" in share:
         replay.share = (int(share["index"]), int(share["count"]))
     else:  # no share message came: Locust's own worker index and expected worker count
@@ -167,8 +234,10 @@ def _worker_replay(environment: Environment, runner: WorkerRunner) -> Replay:
 def on_test_start(environment: Environment, **_kw: Any) -> None:
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        replay = _worker_replay(environment, runner)
-        setattr(environment, REPLAY_ATTRIBUTE, replay)
+        replay = getattr(environment, REPLAY_ATTRIBUTE, None)
+        if not isinstance(replay, Replay):  # no share message came (a worker started late)
+            replay = _worker_replay(environment, runner)
+            setattr(environment, REPLAY_ATTRIBUTE, replay)
         index, count = replay.share
         replay.start(index, count, source=f"worker-{index}")
         _end_schedule_later(replay)
@@ -268,18 +337,19 @@ class OpenModelShape(LoadTestShape):
         plan: UserPlan = getattr(environment, _PLAN)
         run_s = self.get_run_time() - START_LEAD_S
         # One spawn rate for the whole run: Locust re-dispatches whenever the returned tuple
-        # changes, and each dispatch pauses every worker for a moment.
-        spawn_rate = float(max(50, plan.initial))
+        # changes, and each dispatch pauses every worker for a moment. Fast enough that the
+        # first users are all there well within the start lead, even on a busy machine.
+        spawn_rate = float(max(100, 4 * plan.initial))
         if run_s > replay.until_s:
             if run_s > replay.until_s + replay.drain_s or self._settled(replay, plan, run_s):
                 return None
             return plan.current, spawn_rate
-        stats = self.runner.stats
-        observed = {}
-        for name in replay.services:
-            entry = stats.entries.get((name, _METHODS[name]))
-            if entry is not None:
-                observed[name] = (entry.num_requests, float(entry.total_response_time))
+        observed: dict[str, tuple[int, float]] = {}
+        for (name, _method), entry in list(self.runner.stats.entries.items()):
+            if name in replay.services:
+                count, total = observed.get(name, (0, 0.0))
+                observed[name] = (count + entry.num_requests,
+                                  total + float(entry.total_response_time))
         if isinstance(self.runner, MasterRunner):
             peaks: dict[str, int] = {}
             for state in plan.workers.values():
@@ -287,8 +357,13 @@ class OpenModelShape(LoadTestShape):
                     peaks[name] = peaks.get(name, 0) + int(peak)
         else:
             peaks = replay.take_peaks()
+        if isinstance(self.runner, MasterRunner):
+            cpu = max((float(c.cpu_usage) for c in self.runner.clients.values()), default=0.0)
+        else:
+            cpu = float(self.runner.current_cpu_usage)
         before = plan.current
-        users = plan.target(max(0.0, run_s), observed, peaks)
+        users = plan.target(max(0.0, run_s), observed, peaks,
+                            cpu_saturated=cpu >= plan.policy.cpu_saturated_percent)
         if plan.capped and users > before:
             log.warning("user count capped at --max-users %d: sends may fall behind", users)
         return users, spawn_rate

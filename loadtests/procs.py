@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,11 +38,13 @@ def check_host(url: str) -> str:
     return url.rstrip("/")
 
 
-def check_reachable(url: str, timeout_s: float = 3.0) -> None:
+def check_reachable(url: str, timeout_s: float = 3.0,
+                    context: ssl.SSLContext | None = None) -> None:
     """Raise ``LoadTestError`` unless something answers HTTP at ``url`` (any status will do:
-    the check is for a listening server, not for a healthy one)."""
+    the check is for a listening server, not for a healthy one). ``context``: how HTTPS is
+    verified (the load test's own TLS options)."""
     try:
-        with urllib.request.urlopen(url + "/", timeout=timeout_s):
+        with urllib.request.urlopen(url + "/", timeout=timeout_s, context=context):
             return
     except urllib.error.HTTPError:
         return  # it answered

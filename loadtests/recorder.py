@@ -5,13 +5,15 @@ window of a count depends on what it counts:
 
 - by **intended** send time: ``intended`` (sends the schedule called for), ``late`` (sent more
   than the lag threshold after their intended time), ``dropped`` (never sent: the run ended
-  first), ``lag_ms_sum`` / ``lag_ms_max``;
+  first), ``no_data`` (not sent: a captured value it needs was not available),
+  ``lag_ms_sum`` / ``lag_ms_max``;
 - by **actual** send time: ``sent`` (first attempts) and ``retries``;
 - by **completion** time (as the simulator's ticks): ``completed`` (2xx), ``timed_out``
   (504 or a client timeout), ``shed`` (503/429), ``failed`` (anything else), ``final_failures``
   (first attempts whose last attempt failed), and two histograms over completed attempts:
   ``corrected`` latency, from the intended send time (coordinated-omission corrected), and
-  ``raw`` latency, from the actual send.
+  ``raw`` latency, from the actual send; ``reasons`` counts why attempts failed
+  (``status 404``, ``expect: ...``, ``timeout``, ...).
 
 ``drain()`` returns what changed since the last call as plain records (JSON-ready) and forgets
 it, so memory holds only the windows touched since the previous drain. Records are additive:
@@ -30,15 +32,16 @@ from typing import Any
 
 from sim.metrics import HIST_BINS, HIST_LOW_MS, HIST_RATIO
 
-_LOG_RATIO = math.log(HIST_RATIO)
-COUNTERS = ("intended", "late", "dropped", "sent", "retries", "completed", "timed_out", "shed",
-            "failed", "final_failures")
+_INV_LOG_RATIO = 1.0 / math.log(HIST_RATIO)
+COUNTERS = ("intended", "late", "dropped", "no_data", "sent", "retries", "completed", "timed_out",
+            "shed", "failed", "final_failures")
 
 
 def latency_bin(latency_ms: float) -> int:
     """``sim.engine.latency_bins`` for one value, without numpy (the per-request hot path)."""
-    ratio = max(latency_ms, HIST_LOW_MS) / HIST_LOW_MS
-    return min(HIST_BINS - 1, max(0, int(math.floor(math.log(ratio) / _LOG_RATIO))))
+    if latency_ms <= HIST_LOW_MS:
+        return 0
+    return min(HIST_BINS - 1, int(math.log(latency_ms / HIST_LOW_MS) * _INV_LOG_RATIO))
 
 
 class Outcome(Enum):
@@ -71,6 +74,7 @@ class _Window:
     latency_ms_sum: list[float] = field(default_factory=lambda: [0.0, 0.0])
     latency_ms_max: list[float] = field(default_factory=lambda: [0.0, 0.0])
     """Exact sum and max of the corrected [0] and raw [1] latencies (means need no bins)."""
+    reasons: dict[str, int] = field(default_factory=dict)
 
     def add(self, counter: str, n: int = 1) -> None:
         self.counts[counter] = self.counts.get(counter, 0) + n
@@ -113,6 +117,11 @@ class Recorder:
         window.add("intended")
         window.add("dropped")
 
+    def no_data(self, service: str, intended_s: float) -> None:
+        """A send time that passed unsent because a captured value it needs was missing."""
+        window = self._at(service, intended_s)
+        window.add("no_data")
+
     def sent(self, service: str, intended_s: float, sent_s: float, retry: bool = False) -> None:
         """An attempt left; first attempts are checked for lag against their intended time."""
         self._at(service, sent_s).add("retries" if retry else "sent")
@@ -127,22 +136,31 @@ class Recorder:
 
     def finished(
         self, service: str, outcome: Outcome, intended_s: float, sent_s: float, done_s: float,
-        final_failure: bool = False,
+        final_failure: bool = False, reason: str | None = None,
     ) -> None:
         """An attempt ended at ``done_s``; latencies of completed attempts go into the
-        histograms (corrected: from ``intended_s``; raw: from ``sent_s``)."""
+        histograms (corrected: from ``intended_s``; raw: from ``sent_s``). ``reason`` says why
+        an attempt that did not complete failed (counted per window)."""
         window = self._at(service, done_s)
         window.add(outcome.value)
+        if reason is not None:
+            window.reasons[reason] = window.reasons.get(reason, 0) + 1
         if final_failure:
             window.add("final_failures")
-        if outcome is Outcome.COMPLETED:
-            latencies = ((done_s - intended_s) * 1000.0, (done_s - sent_s) * 1000.0)
-            for i, (latency_ms, hist) in enumerate(zip(latencies, (window.corrected, window.raw),
-                                                       strict=True)):
-                index = latency_bin(latency_ms)
-                hist[index] = hist.get(index, 0) + 1
-                window.latency_ms_sum[i] += latency_ms
-                window.latency_ms_max[i] = max(window.latency_ms_max[i], latency_ms)
+        if outcome is Outcome.COMPLETED:  # unrolled: this runs once per request
+            corrected_ms = (done_s - intended_s) * 1000.0
+            raw_ms = (done_s - sent_s) * 1000.0
+            hist, index = window.corrected, latency_bin(corrected_ms)
+            hist[index] = hist.get(index, 0) + 1
+            hist, index = window.raw, latency_bin(raw_ms)
+            hist[index] = hist.get(index, 0) + 1
+            sums, maxima = window.latency_ms_sum, window.latency_ms_max
+            sums[0] += corrected_ms
+            sums[1] += raw_ms
+            if corrected_ms > maxima[0]:
+                maxima[0] = corrected_ms
+            if raw_ms > maxima[1]:
+                maxima[1] = raw_ms
 
     # ------------------------------------------------------------------ shipping
     def drain(self) -> list[dict[str, Any]]:
@@ -153,7 +171,8 @@ class Recorder:
              "hr": {str(k): v for k, v in w.raw.items()},
              "lag_sum": round(w.lag_ms_sum, 3), "lag_max": round(w.lag_ms_max, 3),
              "lat_sum_c": round(w.latency_ms_sum[0], 3), "lat_max_c": round(w.latency_ms_max[0], 3),
-             "lat_sum_r": round(w.latency_ms_sum[1], 3), "lat_max_r": round(w.latency_ms_max[1], 3)}
+             "lat_sum_r": round(w.latency_ms_sum[1], 3), "lat_max_r": round(w.latency_ms_max[1], 3),
+             "rs": w.reasons}
             for (service, index), w in sorted(self._windows.items())
         ]
         self._windows = {}

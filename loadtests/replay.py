@@ -1,33 +1,36 @@
 """The state of one load generator process during a replay (no Locust, no gevent).
 
-A ``Replay`` reads the scenario once, owns the process's share of the send schedule, the
-``Recorder`` and the pool of orders waiting to be paid. The locustfile attaches one to the Locust
-environment and its users call ``claim`` / ``now`` / ``recorder``; everything that decides
-something lives here so that it can be tested without a Locust process.
+A ``Replay`` reads the scenario once, compiles its declared requests, owns the process's share
+of the send schedule, the ``Recorder`` and the captured values waiting to be used. The
+locustfile attaches one to the Locust environment and its users call ``claim`` / ``now`` /
+``recorder``; everything that decides something lives here so that it can be tested without a
+Locust process.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import time
 import zlib
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from loadtests.declared import (
+    CompiledRequest,
+    compile_requests,
+    effective_loadtest,
+    environment_values,
+)
 from loadtests.recorder import Recorder
 from loadtests.schedule import ARRIVALS, Arrivals, SharedSchedule
+from loadtests.send_context import CaptureStore, DataTables
 from loadtests.sizing import NETWORK_MS, SizingPolicy
 from sim.errors import LoadTestError
 from sim.model import Retries, Scenario, TrafficModel, load_scenario, sampler_for
 
-FLOWS = ("browse", "order", "payment")
-"""Services the locustfile has a request flow for (shop endpoints /browse, /order, /pay)."""
-ORDER_POOL = 10_000
-"""Orders kept for payment users; older ones are forgotten (memory stays bounded)."""
 DEFAULT_SCENARIO = "scenarios/singles-day.yaml"
 START_LEAD_S = 1.0
 """Seconds between the start of a test and its t=0: time for the first users to spawn."""
@@ -52,8 +55,11 @@ class ReplayOptions:
     request_timeout_s: float = 30.0
     results_dir: str | None = None
     max_users: int = 2000
-    shadow: bool = True
     seed: int | None = None
+    insecure: bool = False
+    ca_bundle: str | None = None
+    locustfile: str | None = None
+    """The user's own locustfile (its classes with ``peaksim_service`` drive those services)."""
 
     @classmethod
     def from_namespace(cls, ns: Any) -> ReplayOptions:
@@ -74,10 +80,13 @@ class Replay:
     """
 
     def __init__(self, options: ReplayOptions, clock: Callable[[], float] = time.perf_counter,
-                 scenario: Scenario | None = None) -> None:
+                 scenario: Scenario | None = None, custom: frozenset[str] = frozenset()) -> None:
         self.options = options
         self.scenario: Scenario = scenario or load_scenario(options.scenario)
         loadtest = self.scenario.loadtest
+        self.declared = effective_loadtest(self.scenario)
+        """The scenario's ``loadtest`` section with the requests actually replayed (the
+        reference shop's when the scenario declares none)."""
         self.time_scale = options.time_scale or loadtest.time_scale
         self.rate_scale = options.rate_scale or loadtest.rate_scale
         self.traffic = TrafficModel(self.scenario, rate_scale=self.rate_scale,
@@ -87,8 +96,22 @@ class Replay:
             self.until_s = min(self.until_s, options.duration_s)
         self.window_s = options.window_s or min(10.0, loadtest.window_s)
         self.seed = options.seed if options.seed is not None else self.scenario.seed
-        self.services = tuple(s for s in self.traffic.services if s in FLOWS)
-        self.skipped = tuple(s for s in self.traffic.services if s not in FLOWS)
+        driven = set(self.declared.requests) | set(custom)
+        self.services = tuple(s for s in self.traffic.services if s in driven)
+        self.skipped = tuple(s for s in self.traffic.services if s not in driven)
+        self.custom = frozenset(s for s in custom if s in self.services)
+        """Services driven by the user's own Locust classes (``--locustfile``)."""
+        self.env_values = environment_values(self.declared, options.scenario)
+        self.requests: dict[str, CompiledRequest] = compile_requests(
+            self.declared, tuple(s for s in self.services if s not in self.custom),
+            self.env_values)
+        self.tables = (DataTables(self.declared, self.scenario.base_dir)
+                       if self.declared.data else None)
+        self.captures = CaptureStore()
+        self.sequence = itertools.count(1)
+        """``seq()`` of this process's templates (``start`` makes it unique per share)."""
+        self.zipf_tables: dict[tuple[int, float], Any] = {}
+        """``zipf(n, s)`` distributions, computed once per process for all its users."""
         self.sizing = SizingPolicy(max_users=options.max_users)
         self.drain_s = options.request_timeout_s + 1.0
         """Longest wait for answers after the last send (the run stops as soon as none is in
@@ -102,7 +125,6 @@ class Replay:
         self.schedule: SharedSchedule | None = None
         self.recorder: Recorder | None = None
         self.share = (0, 1)
-        self.orders: deque[tuple[str, int]] = deque(maxlen=ORDER_POOL)
         self._users = 0
         self.run_id = 0
 
@@ -118,7 +140,8 @@ class Replay:
         self.schedule.services = {k: v for k, v in self.schedule.services.items()
                                   if k in self.services}
         self.recorder = Recorder(self.window_s, self.options.lag_threshold_ms, source)
-        self.orders.clear()
+        self.captures.clear()
+        self.sequence = itertools.count(index + 1, count)
 
     def finish(self, run_id: int | None = None) -> None:
         """End the schedule: count every send time that passed unsent (the run stopped, or no
@@ -177,11 +200,18 @@ class Replay:
         self.schedule.give_back(service, t_s)
         self.recorder.unclaimed(service, t_s)
 
-    def user_rng(self, service: str) -> np.random.Generator:
-        """A seeded generator for one new user (item ids, retry jitter)."""
+    def user_rng(self, service: str) -> random.Random:
+        """A seeded generator for one new user (template draws, retry jitter); Python's own
+        generator: its scalar draws cost a fraction of numpy's, and a user draws per send."""
         self._users += 1
-        return np.random.default_rng(
-            [self.seed, zlib.crc32(service.encode()), self.share[0], self._users])
+        return random.Random(
+            (self.seed << 64) ^ (zlib.crc32(service.encode()) << 32) ^ (self.share[0] << 20)
+            ^ self._users)
+
+    def sizing_for(self, sockets: int) -> SizingPolicy:
+        """The sizing policy with the user count bounded by ``--max-users`` and by the
+        sockets the generator processes can poll (one connection per busy user)."""
+        return SizingPolicy(max_users=max(1, min(self.options.max_users, sockets)))
 
     def retries(self, service: str) -> Retries | None:
         return self.scenario.services[service].retries
@@ -196,7 +226,7 @@ class Replay:
         }
 
 
-def backoff_s(retries: Retries, attempt: int, rng: np.random.Generator) -> float:
+def backoff_s(retries: Retries, attempt: int, rng: random.Random) -> float:
     """Wait before retry ``attempt`` (1-based): ``backoff_ms x multiplier^(attempt-1)``, spread
     uniformly by ``± jitter`` (the simulator's client model)."""
     base_ms = retries.backoff_ms * retries.multiplier ** (attempt - 1)

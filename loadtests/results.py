@@ -57,6 +57,8 @@ class ServiceResults:
     raw: list[WindowHist]
     corrected_total: LatencyHistogram
     raw_total: LatencyHistogram
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Why attempts failed, whole run (``status 404``, ``expect: ...``, ``timeout``, ...)."""
 
     def total(self, counter: str) -> int:
         return int(self.counts[counter].sum())
@@ -118,6 +120,8 @@ def merge_results(path: Path, span_s: float | None = None) -> MergedResults:
         results.lag_ms_max[w] = max(results.lag_ms_max[w], float(record.get("lag_max", 0.0)))
         results.corrected[w].add(record.get("hc", {}))
         results.raw[w].add(record.get("hr", {}))
+        for reason, count in record.get("rs", {}).items():
+            results.reasons[str(reason)] = results.reasons.get(str(reason), 0) + int(count)
         for key, total in (("c", results.corrected_total), ("r", results.raw_total)):
             total.sum_ms += float(record.get(f"lat_sum_{key}", 0.0))
             total.max_ms = max(total.max_ms, float(record.get(f"lat_max_{key}", 0.0)))

@@ -28,18 +28,18 @@ from pathlib import Path
 from typing import Any
 
 from loadtests.collector import RESULTS_FILE
+from loadtests.declared import effective_loadtest, environment_values
 from loadtests.gate import GateResult, evaluate_gate
+from loadtests.hosts import check_target, custom_services, tls_context
 from loadtests.pools import PoolPoller, pool_columns
 from loadtests.procs import (
     LOCUSTFILE,
     ShopProcess,
-    check_host,
     check_reachable,
     free_port,
     spawn,
     stop,
 )
-from loadtests.replay import FLOWS
 from loadtests.report import write_loadtest_report
 from loadtests.results import merge_results
 from loadtests.schedule import ARRIVALS
@@ -79,6 +79,11 @@ class LoadTestConfig:
     max_users: int = 2000
     max_requests: int = 5_000_000
     seed: int | None = None
+    locustfile: Path | None = None
+    """The user's own Locust classes (``peaksim_service = NAME``) for those services."""
+    insecure: bool = False
+    ca_bundle: Path | None = None
+    allow_remote: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,21 +107,34 @@ class _Plan:
     span_s: float
     window_s: float
     expected_requests: float
+    host: str | None
+    """The target's base URL (None: the reference shop, started for the run)."""
+    services: tuple[str, ...]
 
 
 def plan_run(config: LoadTestConfig) -> _Plan:
     """Validate ``config`` against its scenario and the bounds; raise ``LoadTestError``."""
-    if (config.host is None) == (not config.local_shop):
-        raise LoadTestError("give exactly one of --host URL or --local-shop")
+    if config.host is not None and config.local_shop:
+        raise LoadTestError("give --host URL or --local-shop, not both")
     if not 0 <= config.workers <= MAX_WORKERS:
         raise LoadTestError(f"--workers must be 0..{MAX_WORKERS}, got {config.workers}")
     if config.arrivals not in ARRIVALS:
         raise LoadTestError(f"--arrivals must be one of {', '.join(ARRIVALS)}")
     scenario = load_scenario(config.scenario_path)
-    replayed = [s for s in scenario.services if s in FLOWS]
+    host = None
+    if not config.local_shop:
+        host = config.host or scenario.loadtest.host
+        if host is None:
+            raise LoadTestError(f"{config.scenario_path}: no target: give --host URL or "
+                                f"--local-shop (or loadtest.host in the scenario)")
+        host = check_target(host, config.allow_remote)
+    declared = effective_loadtest(scenario)
+    environment_values(declared, str(config.scenario_path))  # missing secrets: now, not later
+    custom = custom_services(config.locustfile) if config.locustfile else set()
+    replayed = [s for s in scenario.services if s in declared.requests or s in custom]
     if not replayed:
-        raise LoadTestError(f"{config.scenario_path}: no service has a request flow (the "
-                            f"locustfile replays {', '.join(FLOWS)})")
+        raise LoadTestError(f"{config.scenario_path}: no service has a request: declare them "
+                            f"under loadtest.requests (docs/loadtests.md) or give --locustfile")
     loadtest = scenario.loadtest
     time_scale = config.time_scale or loadtest.time_scale
     rate_scale = config.rate_scale or loadtest.rate_scale
@@ -134,7 +152,8 @@ def plan_run(config: LoadTestConfig) -> _Plan:
                             f"--max-requests {config.max_requests:,}: lower --rate-scale or "
                             f"--duration, or raise --max-requests")
     window_s = config.window_s or min(10.0, loadtest.window_s)
-    return _Plan(scenario, traffic, time_scale, rate_scale, span_s, window_s, expected)
+    return _Plan(scenario, traffic, time_scale, rate_scale, span_s, window_s, expected, host,
+                 tuple(replayed))
 
 
 def locust_args(config: LoadTestConfig, plan: _Plan, host: str, run_dir: Path) -> list[str]:
@@ -150,15 +169,25 @@ def locust_args(config: LoadTestConfig, plan: _Plan, host: str, run_dir: Path) -
     ]
     if config.seed is not None:
         args += ["--replay-seed", str(config.seed)]
+    if config.locustfile is not None:
+        args += ["--peaksim-locustfile", str(Path(config.locustfile).resolve())]
+    if config.insecure:
+        args += ["--insecure"]
+    if config.ca_bundle is not None:
+        args += ["--ca-bundle", str(Path(config.ca_bundle).resolve())]
     return args
 
 
-def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None) -> LoadTestOutcome:
-    """Run the load test of ``config``; see the module docstring. Raises ``LoadTestError``."""
+def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
+                 announce: StatusFn | None = None) -> LoadTestOutcome:
+    """Run the load test of ``config``; see the module docstring. Raises ``LoadTestError``.
+    ``status`` gets passing progress lines; ``announce`` the lines to keep (the target, said
+    before the first request is sent)."""
     plan = plan_run(config)
-    host = check_host(config.host) if config.host is not None else None
+    host = plan.host
+    context = tls_context(config.insecure, config.ca_bundle)
     if host is not None:
-        check_reachable(host)
+        check_reachable(host, context=context)
     run_dir = new_run_dir(plan.scenario.name, config.out, kind="loadtest")
     say = status or (lambda _text: None)
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -174,6 +203,8 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None) -> Load
             host = shop.url
             check_reachable(host)
         assert host is not None
+        if announce is not None:
+            announce(f"target: {host} ({', '.join(plan.services)})")
         poller = PoolPoller(host)
         poller.start()
         interrupted = _run_locust(config, plan, host, run_dir, say)

@@ -73,7 +73,9 @@ class ServiceSchedule:
         self._block_end_s = 0.0
         self._integral = 0.0  # L(_block_end_s) of the full (unshared) rate
         self._next_target = self._first_target()
-        self._buffer = np.empty(0)
+        self._buffer: list[float] = []
+        """The current block's times as Python floats (read once per send: a list index is
+        cheaper than a numpy scalar)."""
         self._pos = 0
         self._returned: list[float] = []
         self.exhausted = False
@@ -81,15 +83,15 @@ class ServiceSchedule:
     # ------------------------------------------------------------------ public
     def claim(self) -> float | None:
         """The next intended send time, or None once the schedule is over."""
-        if self._returned and (self._pos >= self._buffer.size
+        if self._returned and (self._pos >= len(self._buffer)
                                or self._returned[0] <= self._buffer[self._pos]):
             return heapq.heappop(self._returned)
-        while self._pos >= self._buffer.size:
+        while self._pos >= len(self._buffer):
             if self._block_end_s >= self.until_s:
                 self.exhausted = True
                 return None
             self._fill()
-        t = float(self._buffer[self._pos])
+        t = self._buffer[self._pos]
         self._pos += 1
         return t
 
@@ -128,7 +130,7 @@ class ServiceSchedule:
         while self._next_target < top:
             targets.append(self._next_target)
             self._next_target += self._gap()
-        self._buffer = self._invert(np.asarray(targets), cumulative, grid)
+        self._buffer = self._invert(np.asarray(targets), cumulative, grid).tolist()
         self._pos = 0
         self._block_end_s = end
         self._integral = top

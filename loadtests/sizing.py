@@ -48,11 +48,15 @@ class SizingPolicy:
     max_users: int = 2000
     initial_factor: float = 2.0
     """The first count is this many times the whole run's peak need at the prior latency..."""
-    stall_budget_s: float = 1.0
+    stall_budget_s: float = 0.1
     """... and at least enough to keep sending through a stall of the target this long (the
-    sends due in it are all in flight at once), within ``max_users``."""
+    sends due in it are all in flight at once), within ``max_users``. Short on purpose: a
+    longer stall is measured as generator lag (corrected latency stays honest) rather than
+    paid for with thousands of idle users and sockets."""
     ewma: float = 0.3
     """Weight of the newest observation in the smoothed latency."""
+    cpu_saturated_percent: float = 90.0
+    """A generator process at or above this CPU use (Locust's measure) is saturated."""
 
 
 def users_needed(rate_rps: float, busy_ms: float, policy: SizingPolicy) -> int:
@@ -144,12 +148,18 @@ class UserPlan:
         return float(np.max(self.traffic.rates_rps(service, grid)))
 
     def target(self, t_s: float, observed: Mapping[str, tuple[int, float]],
-               in_flight_peaks: Mapping[str, int] | None = None) -> int:
+               in_flight_peaks: Mapping[str, int] | None = None,
+               cpu_saturated: bool = False) -> int:
         """Users to run from ``t_s``: ``observed`` maps a service to Locust's cumulative
         (request count, total response time ms); ``in_flight_peaks`` to the most sends seen in
         flight at once lately. Queues make the number in flight far burstier than its mean,
         so the measured peak (with headroom) backs up Little's law. Never lower than the
-        previous target."""
+        previous target.
+
+        ``cpu_saturated``: a generator process uses its whole core. Its answers then wait
+        for the process itself, so latency and the number in flight grow with the users it
+        runs; more users would only add work (a spiral), so the count is held (the lag is
+        measured and reported instead)."""
         needs = {}
         peaks = in_flight_peaks or {}
         for name in self.services:
@@ -161,6 +171,8 @@ class UserPlan:
             needs[name] = max(little, seen)
         wanted = total_users(needs, self.weights)
         self.capped = wanted > self.policy.max_users
+        if cpu_saturated:
+            return self.current
         if wanted > self.current:
             grown = max(wanted, math.ceil(self.current * self.policy.growth))
             self.current = min(grown, self.policy.max_users)

@@ -31,7 +31,7 @@ TIMESERIES_COLUMNS = (
     "in_queue", "busy_workers", "instances_desired", "instances_booting", "instances_ready",
     "utilization", "offered_rps", "p50_ms", "p95_ms", "p99_ms",
     "target_rps", "intended", "late", "dropped", "lag_max_ms", "final_failures",
-    "raw_p50_ms", "raw_p95_ms", "raw_p99_ms",
+    "raw_p50_ms", "raw_p95_ms", "raw_p99_ms", "no_data",
 )
 
 
@@ -71,26 +71,33 @@ def service_summary(
     sent = c["sent"]
     answered = c["completed"] + c["timed_out"] + c["shed"] + c["failed"]
     unfinished = max(0, sent + c["retries"] - answered)
-    error_rate = min(1.0, (c["final_failures"] + unfinished) / sent) if sent else None
+    # A send that could not go for want of a captured value is a bad event of its service:
+    # the flow it stands for failed before its request (never silently left out).
+    no_data = c["no_data"]
+    tried = sent + no_data
+    bad = c["final_failures"] + unfinished + no_data
+    error_rate = min(1.0, bad / tried) if tried else None
     latency = ServiceResults.latency(results.corrected_total)
     slo = evaluate_slo(facts.scenario.slo.get(results.name), latency, error_rate)
     target = facts.traffic.expected_count(results.name, 0.0, span_s, step_s=0.01)
     tolerance = rate_tolerance(target, facts.arrivals)
     kept_up = lag_verdict(c["intended"], c["late"], c["dropped"], facts.lag_tolerance)
-    rate_ok = target <= 0 or abs(sent / target - 1.0) <= tolerance
+    rate_ok = target <= 0 or abs(tried / target - 1.0) <= tolerance
     offered = results.counts["sent"] / window_s
     lag_sum = float(results.lag_ms_sum.sum())
     spec = facts.scenario.services[results.name]
     summary: dict[str, Any] = {
         "requests": sent, "retries": c["retries"], "completed": c["completed"],
         "timed_out": c["timed_out"], "shed": c["shed"], "failed": c["failed"],
-        "unfinished": unfinished, "final_failures": c["final_failures"] + unfinished,
+        "unfinished": unfinished, "no_data": no_data,
+        "final_failures": c["final_failures"] + unfinished + no_data,
+        "failure_reasons": dict(sorted(results.reasons.items(), key=lambda kv: -kv[1])[:20]),
         "error_rate": error_rate, "latency_ms": latency,
         "latency_raw_ms": ServiceResults.latency(results.raw_total),
         "offered_peak_rps": float(offered.max()) if offered.size else 0.0,
         "load": {
             "target_requests": round(target, 1), "intended": c["intended"], "sent": sent,
-            "late": c["late"], "dropped": c["dropped"],
+            "late": c["late"], "dropped": c["dropped"], "no_data": no_data,
             "target_rps": round(target / span_s, 4), "achieved_rps": round(sent / span_s, 4),
             "achieved_ratio": round(sent / target, 4) if target > 0 else None,
             "rate_tolerance": round(tolerance, 4),
@@ -195,6 +202,7 @@ def timeseries_rows(
             row += [round(target / width, 4), c["intended"], c["late"], c["dropped"],
                     round(float(results.lag_ms_max[w]), 3), c["final_failures"]]
             row += [_cell(raw[q][w]) for q in ("p50", "p95", "p99")]
+            row += [c["no_data"]]
             rows.append(row)
     return rows
 

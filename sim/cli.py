@@ -203,9 +203,31 @@ def bench(
     ] = 300.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     memory: Annotated[bool, typer.Option(help="Also measure peak RSS at 1x and 10x.")] = True,
+    loadgen: Annotated[bool, typer.Option(
+        "--loadgen", help="Instead: the load generator against bare Locust (loopback).")
+    ] = False,
+    loadgen_s: Annotated[float, typer.Option(
+        "--loadgen-seconds", min=5, max=600, help="--loadgen: wall seconds per run.")] = 15.0,
+    rounds: Annotated[int, typer.Option(min=1, max=10, help="--loadgen: rounds.")] = 2,
+    fraction: Annotated[float, typer.Option(
+        min=0.05, max=2.0, help="--loadgen: replay rate as a fraction of bare.")] = 0.9,
+    workers: Annotated[int, typer.Option(
+        min=0, max=64, help="--loadgen: replay worker processes (0: one process).")] = 0,
 ) -> None:
-    """Engine speed against the naive per-request SimPy model on the same workload."""
+    """Engine speed against the naive per-request SimPy model on the same workload; with
+    --loadgen, the load generator's replay against bare Locust FastHttpUser."""
     with user_errors():
+        if loadgen:
+            from loadtests.bench.loadgen import loadgen_lines, run_loadgen_bench
+
+            with _err().status("benchmarking the load generator (bare Locust, then replay)"):
+                measured = run_loadgen_bench(loadgen_s, rounds, fraction, workers)
+            if as_json:
+                sys.stdout.write(json.dumps(measured.as_dict(), indent=2) + "\n")
+                return
+            for line in loadgen_lines(measured):
+                _out().print(line, markup=False)
+            return
         from sim.bench import run_bench, to_json
 
         console = _err() if as_json else _out()
@@ -514,6 +536,14 @@ def loadtest(
         min=1, help="Refuse runs expected to send more requests.")] = 5_000_000,
     request_timeout_s: Annotated[float, typer.Option(
         "--request-timeout", min=0.01, help="Client timeout per attempt, seconds.")] = 30.0,
+    locustfile: Annotated[Path | None, typer.Option(
+        help="Your own Locust classes (peaksim_service = NAME) for those services.")] = None,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="HTTPS: do not verify the target's certificate.")] = False,
+    ca_bundle: Annotated[Path | None, typer.Option(
+        help="HTTPS: PEM file of CA certificates to trust.")] = None,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a target that is not a loopback address.")] = False,
 ) -> None:
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
@@ -527,10 +557,12 @@ def loadtest(
             rate_scale=rate_scale, duration_s=duration_s, workers=workers, out=out,
             compare_sim=compare_sim, arrivals=arrivals, lag_threshold_ms=lag_threshold_ms,
             window_s=window_s, max_users=max_users, max_requests=max_requests,
-            request_timeout_s=request_timeout_s)
+            request_timeout_s=request_timeout_s, locustfile=locustfile, insecure=insecure,
+            ca_bundle=ca_bundle, allow_remote=allow_remote)
         console = _out()
         with console.status("starting the load test") as spinner:
-            outcome = run_loadtest(config, lambda text: spinner.update(text))
+            outcome = run_loadtest(config, lambda text: spinner.update(text),
+                                   lambda text: console.print(text, markup=False))
         summary = outcome.summary
         console.print(load_table(summary, f"load test of {summary['scenario']} "
                                           f"({summary['loadtest']['target']})"))

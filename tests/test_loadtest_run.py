@@ -96,7 +96,10 @@ def test_rate_follows_the_curve_and_a_lenient_gate_passes(tmp_path: Path,
     assert summary["kind"] == "loadtest" and summary["generator"]["kept_up"]
     for service in RAMP_RATES:
         s = summary["services"][service]
-        assert s["completed"] == s["requests"] > 0 and s["error_rate"] == 0.0
+        assert s["completed"] == s["requests"] > 0 and s["failure_reasons"] == {}
+        # a payment due before the first order was answered has no order to pay: counted
+        # as no_data (at most the first one or two), never faked
+        assert s["no_data"] <= (2 if service == "payment" else 0)
     junit = _junit(out)
     assert junit.get("failures") == "0" and int(junit.get("tests")) == 6 + 3
     # --compare-sim: a simulation of the same scaled scenario and one row per metric

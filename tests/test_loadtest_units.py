@@ -221,17 +221,17 @@ def test_total_users_gives_every_weighted_class_its_need() -> None:
     assert total_users({"browse": 22, "order": 20}, weights) == 60
 
 
-def test_user_plan_starts_for_a_stall_and_grows_with_observed_latency() -> None:
+def test_user_plan_starts_from_the_need_and_grows_with_observed_latency() -> None:
     traffic = _traffic(100, 100)
     plan = UserPlan(traffic, ("browse",), {"browse": 10.0}, SizingPolicy(ewma=1.0), 100.0)
     # Little at the prior: 100 rps x 10 ms = 1 in flight -> 2 + 3 + 5 = 10, twice that is 20;
-    # a 1-s stall of the target holds 100 sends: 100 users from the start.
-    assert plan.initial == plan.current == 100
-    # Observed 500 ms mean: 50 in flight -> 100 + 3 sqrt(50) + 5 = 126.2 -> 127 users; a
-    # growing count grows by at least half: 150.
-    assert plan.target(10.0, {"browse": (100, 50_000.0)}) == 150
+    # a 0.1-s stall of the target holds 10 sends: 20 users from the start (not thousands).
+    assert plan.initial == plan.current == 20
+    # Observed 500 ms mean: 50 in flight -> 100 + 3 sqrt(50) + 5 = 126.2 -> 127 users (more
+    # than the 1.5x growth step).
+    assert plan.target(10.0, {"browse": (100, 50_000.0)}) == 127
     # Faster answers never shrink the pool (a stopped user may hold a claimed send time).
-    assert plan.target(20.0, {"browse": (200, 50_100.0)}) == 150
+    assert plan.target(20.0, {"browse": (200, 50_100.0)}) == 127
     # In-flight peaks back up Little's law: 200 seen at once -> 1.5 x 200 + 5 = 305.
     assert plan.target(30.0, {}, {"browse": 200}) == 305
 
@@ -285,3 +285,12 @@ def test_pool_columns_average_each_window() -> None:
     assert cols["instances_booting"].tolist() == [1.0, 0.0, 0.0]
     assert cols["utilization"].tolist() == [0.75, 1.0, 1.0]  # 6 of 2 x 4 workers
     assert cols["in_queue"].tolist() == [2.0, 0.0, 0.0]
+
+
+def test_user_plan_holds_the_count_while_the_generator_is_saturated() -> None:
+    plan = UserPlan(_traffic(100, 100), ("browse",), {"browse": 10.0}, SizingPolicy(ewma=1.0),
+                    100.0)
+    # 500 ms observed would ask for 127 users, but the process uses its whole core: the
+    # latency is its own queue, and more users would only add work.
+    assert plan.target(10.0, {"browse": (100, 50_000.0)}, cpu_saturated=True) == 20
+    assert plan.target(11.0, {"browse": (200, 100_000.0)}) == 127

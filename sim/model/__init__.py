@@ -32,6 +32,19 @@ from sim.model.cluster_config import (
 )
 from sim.model.interference import node_cpu_utilization
 from sim.model.loader import load_scenario, parse_scenario
+from sim.model.requests_config import (
+    ENV_NAME,
+    TEMPLATE_FUNCTIONS,
+    LoadTest,
+    RequestSpec,
+    check_requests,
+    env_references,
+    missing_env,
+    read_table,
+    references,
+    template_environment,
+    template_strings,
+)
 from sim.model.scenario import Fault, Objectives, Retries, Scenario, Service
 from sim.model.servicetime import Sampler, sampler_for
 from sim.model.slo import evaluate_slo
@@ -39,6 +52,17 @@ from sim.model.traffic import TrafficModel
 from sim.model.traffic_config import KeyframesTraffic, SinglesDayTraffic, TraceTraffic
 
 __all__ = [
+    "ENV_NAME",
+    "TEMPLATE_FUNCTIONS",
+    "LoadTest",
+    "RequestSpec",
+    "check_requests",
+    "env_references",
+    "missing_env",
+    "read_table",
+    "references",
+    "template_environment",
+    "template_strings",
     "AutoscalingSection",
     "BATCH_TASK_COLUMNS",
     "BatchGenerator",

@@ -145,6 +145,7 @@ def _walk(
 
 def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> None:
     # Imported here: traffic and service-time modules depend on numpy, the schema does not.
+    from sim.model.requests_config import check_requests
     from sim.model.servicetime import sampler_for
     from sim.model.traffic import TrafficModel
 
@@ -160,7 +161,10 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
 
         for key, message in check_autoscaling(scenario.autoscaling, scenario.services):
             problems.append(Problem(file, _dotted(key), message, _nearest_line(key, lines)))
-        problems += _manifest_problems(scenario)
+        problems += _manifest_problems(scenario, file, lines)
+    for key, message in check_requests(scenario.loadtest, scenario.services, scenario.base_dir):
+        where: PathKey = ("loadtest", *key)
+        problems.append(Problem(file, _dotted(where), message, _nearest_line(where, lines)))
     for name, service in scenario.services.items():
         try:
             sampler_for(service.service_time, scenario.base_dir)
@@ -171,14 +175,25 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
         raise ScenarioError(problems)
 
 
-def _manifest_problems(scenario: Scenario) -> list[Problem]:
-    """Problems of the manifests that ``kubernetes`` variants read (named by their files)."""
+def _manifest_problems(scenario: Scenario, file: str, lines: dict[PathKey, int]
+                       ) -> list[Problem]:
+    """Problems of the manifests that ``kubernetes`` variants read: a manifest that is not a
+    readable file is named at its field of the scenario; problems inside one, by its file."""
     from sim.policies.autoscaling import KubernetesParams, read_scalers
 
     assert scenario.autoscaling is not None
     problems: list[Problem] = []
-    for params in scenario.autoscaling.variants.values():
+    for variant, params in scenario.autoscaling.variants.items():
         if isinstance(params, KubernetesParams):
+            missing = False
+            for i, manifest in enumerate(params.manifests):
+                if not (Path(scenario.base_dir) / manifest).is_file():
+                    key: PathKey = ("autoscaling", "variants", variant, "manifests", i)
+                    problems.append(Problem(file, _dotted(key), f"expected a manifest file, "
+                                            f"found none at {manifest}", _nearest_line(key, lines)))
+                    missing = True
+            if missing:
+                continue
             try:
                 read_scalers(params.manifests, scenario.base_dir, scenario.services,
                              params.services, params.metric_map(), scenario.start_time,

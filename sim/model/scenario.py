@@ -100,17 +100,9 @@ class Fault(Strict):
         return min(current, math.ceil(self.kill_fraction * current - 1e-9))
 
 
-class LoadTest(Strict):
-    """Defaults for replaying this scenario with Locust (CLI flags override them)."""
-
-    time_scale: float = Field(default=1.0, gt=0)
-    rate_scale: float = Field(default=1.0, gt=0)
-    duration_s: PositiveDuration | None = None
-    window_s: float = Field(default=10.0, gt=0, le=60)
-
-
 from sim.model.autoscaling import AutoscalingSection  # noqa: E402  (after shared types)
 from sim.model.cluster_config import ClusterSection  # noqa: E402  (after shared types)
+from sim.model.requests_config import LoadTest  # noqa: E402  (after shared types)
 from sim.model.traffic_config import SinglesDayTraffic, TrafficSpec  # noqa: E402  (after shared types)
 
 MAX_DURATION_S = 31 * 86400.0

@@ -1,0 +1,1 @@
+"""``peaksim bench --loadgen``: the replay's speed against bare Locust (see ``loadgen``)."""
