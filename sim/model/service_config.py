@@ -17,15 +17,17 @@ class ServiceTime(Strict):
     """Per-request service-time distribution, in milliseconds.
 
     ``exponential`` and ``constant`` need ``mean_ms``; ``lognormal`` needs ``mean_ms`` and
-    either ``p99_ms`` or ``sigma`` (of the underlying normal); ``uniform`` needs ``min_ms`` and
+    either ``p99_ms`` or ``sigma`` (of the underlying normal); ``gamma`` needs ``mean_ms`` and
+    ``shape`` (k: the squared coefficient of variation is 1/k); ``uniform`` needs ``min_ms`` and
     ``max_ms``; ``empirical`` needs ``samples_ms`` (a list) or ``csv`` (one column of ms values,
     path relative to the scenario file).
     """
 
-    dist: Literal["exponential", "lognormal", "constant", "uniform", "empirical"]
+    dist: Literal["exponential", "lognormal", "gamma", "constant", "uniform", "empirical"]
     mean_ms: float | None = Field(default=None, gt=0)
     p99_ms: float | None = Field(default=None, gt=0)
     sigma: float | None = Field(default=None, gt=0, le=5)
+    shape: float | None = Field(default=None, ge=0.01, le=10_000)
     min_ms: float | None = Field(default=None, ge=0)
     max_ms: float | None = Field(default=None, gt=0)
     samples_ms: tuple[float, ...] | None = None
@@ -39,10 +41,12 @@ class ServiceTime(Strict):
             if getattr(self, name) is not None:
                 problems.append(((name,), f"does not apply to dist {self.dist!r}, which takes "
                                  f"{' / '.join(takes)}"))
-        if self.dist in ("exponential", "constant", "lognormal") and self.mean_ms is None:
+        if self.dist in ("exponential", "constant", "lognormal", "gamma") and self.mean_ms is None:
             problems.append((("mean_ms",), f"dist {self.dist!r} needs mean_ms (> 0)"))
         if self.dist == "lognormal":
             problems += self._lognormal_problems()
+        if self.dist == "gamma" and self.shape is None:
+            problems.append((("shape",), "dist 'gamma' needs shape (> 0)"))
         if self.dist == "uniform":
             for name in ("min_ms", "max_ms"):
                 if getattr(self, name) is None:
@@ -88,6 +92,7 @@ _DIST_PARAMETERS: dict[str, tuple[str, ...]] = {
     "exponential": ("mean_ms",),
     "constant": ("mean_ms",),
     "lognormal": ("mean_ms", "p99_ms", "sigma"),
+    "gamma": ("mean_ms", "shape"),
     "uniform": ("min_ms", "max_ms"),
     "empirical": ("samples_ms", "csv"),
 }

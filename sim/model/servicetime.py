@@ -33,6 +33,9 @@ class Sampler:
         if s.dist == "lognormal":
             mu, sigma = s.lognormal_params()
             return rng.lognormal(mu, sigma, n)
+        if s.dist == "gamma":
+            shape = float(s.shape)  # type: ignore[arg-type]
+            return rng.gamma(shape, float(s.mean_ms) / shape, n)  # type: ignore[arg-type]
         if s.dist == "uniform":
             return rng.uniform(s.min_ms, s.max_ms, n)
         assert self.samples_ms is not None
@@ -41,7 +44,7 @@ class Sampler:
     @property
     def mean_ms(self) -> float:
         s = self.spec
-        if s.dist in ("exponential", "constant", "lognormal"):
+        if s.dist in ("exponential", "constant", "lognormal", "gamma"):
             return float(s.mean_ms)  # type: ignore[arg-type]
         if s.dist == "uniform":
             return (float(s.min_ms) + float(s.max_ms)) / 2.0  # type: ignore[arg-type]
@@ -59,6 +62,8 @@ class Sampler:
         if s.dist == "lognormal":
             mu, sigma = s.lognormal_params()
             return float(np.exp(2 * mu + 2 * sigma * sigma))
+        if s.dist == "gamma":
+            return m * m * (1.0 + 1.0 / float(s.shape))  # type: ignore[arg-type]
         if s.dist == "uniform":
             a, b = float(s.min_ms), float(s.max_ms)  # type: ignore[arg-type]
             return (a * a + a * b + b * b) / 3.0
