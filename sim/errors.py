@@ -38,3 +38,7 @@ class RunDirError(PeaksimError):
 
 class LoadTestError(PeaksimError):
     """A load test could not run as asked (unreachable host, generator failure)."""
+
+
+class CalibrationError(PeaksimError):
+    """Calibration cannot proceed (no usable measurements, a bad input file or step plan)."""

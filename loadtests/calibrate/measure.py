@@ -1,0 +1,165 @@
+"""The one path from a rate profile to measurements: ``measure_profile``.
+
+Calibration never talks to Locust itself. It hands ``measure_profile`` a service, a staircase
+of constant-rate steps and the user's scenario; that function writes a copy of the scenario
+whose traffic is the staircase for that one service (every other service at rate 0), replays it
+with ``loadtests.runner.run_loadtest`` (the same open-model replay, corrected latencies and
+request definitions as ``peaksim loadtest``), and returns the merged per-window measurements
+of the service. Whatever the load tester learns to send (declared requests, other targets),
+calibration sends too.
+
+``probe_rtt_ms`` measures the network round trip of a trivial request (``/healthz`` by
+default), subtracted from light-load latencies to estimate service times.
+"""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import statistics
+import time
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtests.collector import RESULTS_FILE
+from loadtests.results import ServiceResults, merge_results
+from loadtests.runner import LoadTestConfig, run_loadtest
+from sim.errors import CalibrationError
+
+StatusFn = Callable[[str], None]
+MAX_STEP_RATE_RPS = 20_000.0
+"""Highest step rate calibration sends (one generator process tops out near 3,000/s here)."""
+DROPPED_SECTIONS = ("autoscaling", "faults", "cluster", "duration")
+"""Sections a staircase copy leaves out: one known deployment, no faults, no cluster."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One constant-rate step of a staircase."""
+
+    rate_rps: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Measured:
+    """What one replay of a profile measured for its service."""
+
+    results: ServiceResults
+    window_s: float
+    run_dir: Path
+
+
+def step_bounds(steps: Sequence[Step]) -> list[tuple[float, float]]:
+    """``(start_s, end_s)`` of every step in run time."""
+    bounds, t = [], 0.0
+    for step in steps:
+        bounds.append((t, t + step.duration_s))
+        t += step.duration_s
+    return bounds
+
+
+def check_steps(steps: Sequence[Step], window_s: float) -> None:
+    """Raise ``CalibrationError`` unless every step is a positive rate lasting whole windows."""
+    if not steps:
+        raise CalibrationError("a staircase needs at least one step")
+    for index, step in enumerate(steps):
+        if not 0 < step.rate_rps <= MAX_STEP_RATE_RPS:
+            raise CalibrationError(f"step {index + 1}: rate must be in (0, "
+                                   f"{MAX_STEP_RATE_RPS:g}] rps, got {step.rate_rps:g}")
+        windows = step.duration_s / window_s
+        if step.duration_s < 2 * window_s or abs(windows - round(windows)) > 1e-6:
+            raise CalibrationError(f"step {index + 1}: duration must be a whole number (>= 2) "
+                                   f"of {window_s:g}-s windows, got {step.duration_s:g} s")
+
+
+def profile_scenario(raw: dict[str, Any], service: str, steps: Sequence[Step],
+                     base_dir: Path) -> dict[str, Any]:
+    """A copy of the scenario mapping ``raw`` whose traffic is ``steps`` for ``service`` only.
+
+    Relative file references of the services (empirical service-time CSVs) are made absolute
+    against ``base_dir`` so the copy can live elsewhere.
+    """
+    services = raw.get("services")
+    if not isinstance(services, dict) or service not in services:
+        known = ", ".join(sorted(services)) if isinstance(services, dict) else "none"
+        raise CalibrationError(f"service {service!r} is not in the scenario (it has: {known})")
+    data = {k: copy.deepcopy(v) for k, v in raw.items() if k not in DROPPED_SECTIONS}
+    for spec in data["services"].values():
+        time_spec = spec.get("service_time") if isinstance(spec, dict) else None
+        if isinstance(time_spec, dict) and isinstance(time_spec.get("csv"), str):
+            time_spec["csv"] = str((base_dir / time_spec["csv"]).resolve())
+    keyframes = [{"at": round(start, 6), "rps": {service: step.rate_rps}}
+                 for (start, _end), step in zip(step_bounds(steps), steps, strict=True)]
+    data["traffic"] = {"kind": "keyframes", "interpolation": "step", "keyframes": keyframes}
+    data["duration_s"] = step_bounds(steps)[-1][1]
+    data["name"] = f"{raw.get('name', 'scenario')}-calibrate-{service}"
+    return data
+
+
+def read_raw(path: Path) -> dict[str, Any]:
+    """The scenario file as a plain mapping (it must also load as a scenario)."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CalibrationError(f"{path}: cannot read the scenario: {exc}") from None
+    if not isinstance(data, dict):
+        raise CalibrationError(f"{path}: expected a mapping at the top of the scenario")
+    return data
+
+
+def measure_profile(
+    scenario_path: Path, host: str, service: str, steps: Sequence[Step], out_dir: Path,
+    window_s: float = 1.0, request_timeout_s: float = 5.0, seed: int | None = None,
+    status: StatusFn | None = None,
+) -> Measured:
+    """Replay ``steps`` against ``service`` of ``host``; return its per-window measurements.
+
+    ``out_dir`` receives the staircase scenario and the load test's run directory. Raises
+    ``CalibrationError`` for a bad plan and ``LoadTestError`` when the replay cannot run.
+    """
+    check_steps(steps, window_s)
+    raw = read_raw(scenario_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staircase = out_dir / f"staircase-{service}.yaml"
+    data = profile_scenario(raw, service, steps, scenario_path.resolve().parent)
+    staircase.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    config = LoadTestConfig(staircase, host=host, time_scale=1.0, rate_scale=1.0,
+                            out=out_dir / f"loadtest-{service}", window_s=window_s,
+                            request_timeout_s=request_timeout_s, seed=seed)
+    outcome = run_loadtest(config, status)
+    # Answers that arrive after the last step (the drain) get windows of their own, so they
+    # are not counted in the last step's served rate.
+    drain_s = request_timeout_s + 1.0
+    merged = merge_results(outcome.run_dir / RESULTS_FILE, step_bounds(steps)[-1][1] + drain_s)
+    if service not in merged.services:
+        raise CalibrationError(f"the replay measured nothing for {service!r} (is there a "
+                               f"request flow for it? see {outcome.run_dir})")
+    return Measured(merged.services[service], merged.window_s, outcome.run_dir)
+
+
+def probe_rtt_ms(host: str, path: str = "/healthz", count: int = 50,
+                 timeout_s: float = 2.0) -> float:
+    """Median round trip (ms) of ``count`` sequential ``GET path`` on one keep-alive
+    connection (any HTTP status counts: it is the network and server overhead we want)."""
+    parts = urllib.parse.urlsplit(host)
+    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
+                        else http.client.HTTPConnection)
+    connection = connection_class(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
+    samples = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.request("GET", path)
+            connection.getresponse().read()
+            samples.append((time.perf_counter() - started) * 1000.0)
+    except (OSError, http.client.HTTPException) as exc:
+        raise CalibrationError(f"cannot measure the round trip to {host}{path}: {exc}") from None
+    finally:
+        connection.close()
+    return statistics.median(samples)
