@@ -357,6 +357,80 @@ def shop(
         _out().print("peaksim shop: stopped", markup=False)
 
 
+# ---------------------------------------------------------------- peaksim calibrate
+
+
+@app.command()
+def calibrate(
+    file: ScenarioArg,
+    service: Annotated[list[str], typer.Option(
+        "--service", help="Service to calibrate (repeat for several).")],
+    host: Annotated[str | None, typer.Option(
+        help="Base URL of the running system to measure.")] = None,
+    from_files: Annotated[list[Path] | None, typer.Option(
+        "--from", help="Fit measurements already taken: results.jsonl or Locust *_stats.csv "
+                       "(repeat for several).")] = None,
+    instances: Annotated[int, typer.Option(
+        min=1, help="Instances of each service in the measured deployment.")] = 1,
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Calibrated scenario file (default: calibrated.yaml in the run "
+                      "directory).")] = None,
+    report_dir: Annotated[Path | None, typer.Option(
+        "--report-dir", help="Run directory for the report (default: under reports/).")] = None,
+    rates: Annotated[str | None, typer.Option(
+        help="Explicit step rates, e.g. 10,20,40,80 (rps).")] = None,
+    start_rps: Annotated[float, typer.Option(min=0.01, help="First step's rate.")] = 5.0,
+    growth: Annotated[float, typer.Option(help="Rate factor from one step to the next.")] = 1.5,
+    step_s: Annotated[float, typer.Option("--step", min=1, help="Seconds per step.")] = 5.0,
+    light_s: Annotated[float, typer.Option(
+        "--light", min=1, help="Seconds of the first (light-load) step.")] = 10.0,
+    max_steps: Annotated[int, typer.Option(min=1, help="Most steps per service.")] = 10,
+    steps_per_run: Annotated[int, typer.Option(
+        min=1, help="Steps per load-generator run (saturation is checked between runs).")] = 3,
+    max_requests: Annotated[int, typer.Option(
+        min=1, help="Most requests per service's staircase.")] = 100_000,
+    rtt_path: Annotated[str, typer.Option(
+        help="Trivial request whose round trip is subtracted.")] = "/healthz",
+    rtt_ms: Annotated[float | None, typer.Option(
+        min=0, help="Round trip to subtract instead of measuring it (ms).")] = None,
+    request_timeout_s: Annotated[float, typer.Option(
+        "--request-timeout", min=0.01, help="Client timeout per attempt, seconds.")] = 5.0,
+    seed: Annotated[int, typer.Option(help="Seed of the replay and the fits.")] = 0,
+) -> None:
+    """Measure a running system with a staircase of open-model steps up to saturation (or
+    read --from files) and write the scenario that describes it, with a report."""
+    with user_errors():
+        from loadtests.calibrate.run import CalibrateConfig, run_calibration
+        from loadtests.calibrate.staircase import StaircasePlan
+        from loadtests.calibrate.view import fit_table, step_line
+
+        try:
+            rate_list = tuple(float(r) for r in rates.split(",")) if rates else ()
+        except ValueError:
+            raise PeaksimError(f"--rates: expected numbers separated by commas, got "
+                               f"{rates!r}") from None
+        plan = StaircasePlan(start_rps=start_rps, growth=growth, step_s=step_s, light_s=light_s,
+                             max_steps=max_steps, steps_per_run=steps_per_run,
+                             max_requests=max_requests, request_timeout_s=request_timeout_s,
+                             rates=rate_list)
+        config = CalibrateConfig(Path(file), tuple(service), host=host,
+                                 from_paths=tuple(from_files or ()), instances=instances,
+                                 out=out, report_dir=report_dir, plan=plan, rtt_path=rtt_path,
+                                 rtt_ms=rtt_ms, seed=seed)
+        console = _out()
+        with console.status("calibrating") as spinner:
+            outcome = run_calibration(
+                config, lambda text: spinner.update(text),
+                lambda name, step: console.print(step_line(name, step), markup=False))
+        console.print(fit_table(outcome.fits))
+        for fit in outcome.fits:
+            console.print(f"{fit.service}: {fit.curve_text}", markup=False)
+            for note in fit.notes:
+                console.print(f"{fit.service}: note: {note}", markup=False)
+        console.print(f"calibrated scenario: {outcome.scenario_out}", markup=False)
+        console.print(f"report: {outcome.report_md}", markup=False)
+
+
 # ---------------------------------------------------------------- peaksim plan (sim/plan*.py)
 
 
