@@ -1,0 +1,1 @@
+"""Small example targets for load tests and calibration (not the reference shop)."""
