@@ -32,7 +32,7 @@ from sim.queueing import mgc_mean_wait_s, mgc_response_quantile_s
 from sim.scenario import ServiceTime
 from sim.servicetime import sampler_for
 
-CURVE_RHO_LIMIT = 0.95
+CURVE_RHO_LIMIT = 0.9
 """Steps at or above this predicted utilization are left out of the M/G/c check (no steady
 state within a few seconds)."""
 CURVE_TOLERANCE = 0.25

@@ -1,0 +1,174 @@
+"""The twin checks of ``peaksim calibrate``, against live targets on loopback (slow).
+
+(a) The reference shop is started from a hidden scenario that the calibrator never sees: a
+uniform service time (no shipped scenario uses one; the calibrator's families are exponential,
+lognormal, gamma), 3 workers x 2 instances (no shipped service has that pool). Truth: mean
+service time 40 ms, capacity 6 / 40 ms = 150 rps. The calibrator is given a scenario with a
+wrong prior (exponential 100 ms, 1 worker) whose traffic is the held-out profile: a ramp
+30 -> 110 rps (rho 0.2 -> 0.75), a load the staircase never ran. Targets (issue 15): fitted
+capacity and mean service time within 10% of the truth; the calibrated twin's p95 on the
+held-out ramp within 15% of the p95 measured there.
+
+Why those tolerances hold on a shared 2-core machine: capacity comes from about 4 s of
+saturated windows (~550 completions: the served rate's standard error is ~2%); the shop's
+event loop adds a few ms to every slot under CPU contention (measured: saturation 138-145 rps
+instead of 150, i.e. -3..-8%), which the fit reports as capacity, as it should. The mean
+service time is derived from that capacity (Little's law), so it carries the same bias.
+
+(b) The physical target (``loadtests/examples/realwork.py``): chained SHA-256 in one worker
+process. No truth exists but the pool size: the fitted workers must be 1. Its prediction
+errors are reported, and bounded loosely (CPU contention with the load generator on 2 cores).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from loadtests.calibrate.run import CalibrateConfig, run_calibration
+from loadtests.calibrate.staircase import StaircasePlan
+from loadtests.procs import ShopProcess, stop
+from loadtests.runner import LoadTestConfig, run_loadtest
+from sim.loader import load_scenario
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+HIDDEN = """
+name: hidden-truth
+seed: 5
+duration_s: 60
+traffic: {kind: constant, rps: {browse: 1}}
+services:
+  browse:
+    service_time: {dist: uniform, min_ms: 20, max_ms: 60}
+    workers: 3
+    instances: 2
+    max_queue: 10
+slo: {browse: {p99_ms: 500}}
+"""
+TRUE_MEAN_MS = 40.0
+TRUE_CAPACITY_RPS = 3 * 2 / 0.040
+GIVEN = """
+name: given
+seed: 11
+duration_s: 20
+traffic:
+  kind: keyframes
+  keyframes:
+    - {at: 0, rps: {browse: 30}}
+    - {at: 20, rps: {browse: 110}}
+services:
+  browse: {service_time: {dist: exponential, mean_ms: 100}, workers: 1, instances: 1}
+slo: {browse: {p99_ms: 1000}}
+"""
+STAIRCASE = StaircasePlan(rates=(25.0, 60.0, 95.0, 125.0, 190.0, 220.0), step_s=4.0,
+                          light_s=8.0, steps_per_run=6)
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_hidden_scenario_is_unlike_any_shipped_one() -> None:
+    hidden = yaml.safe_load(HIDDEN)["services"]["browse"]
+    for path in sorted((ROOT / "scenarios").glob("*.yaml")):
+        for name, spec in load_scenario(path).services.items():
+            assert spec.service_time.dist != hidden["service_time"]["dist"], (path, name)
+            assert (spec.workers, spec.instances.start) != (3, 2), (path, name)
+
+
+@pytest.fixture
+def hidden_shop(tmp_path: Path) -> Iterator[str]:
+    shop = ShopProcess(_write(tmp_path / "hidden.yaml", HIDDEN), tmp_path / "shop.db",
+                       tmp_path / "shop.log")
+    try:
+        yield shop.url
+    finally:
+        shop.stop()
+
+
+def test_twin_of_the_reference_shop(tmp_path: Path, hidden_shop: str) -> None:
+    given = _write(tmp_path / "given.yaml", GIVEN)
+    outcome = run_calibration(CalibrateConfig(
+        given, ("browse",), host=hidden_shop, instances=2, out=tmp_path / "calibrated.yaml",
+        report_dir=tmp_path / "calibration", plan=STAIRCASE, seed=3))
+    fit = outcome.fits[0]
+    assert fit.workers == 3
+    assert fit.capacity_rps == pytest.approx(TRUE_CAPACITY_RPS, rel=0.10)
+    assert fit.mean_service_ms == pytest.approx(TRUE_MEAN_MS, rel=0.10)
+    assert fit.overload.shed_share > 0.05 and fit.overload.max_queue is not None
+    calibrated = load_scenario(outcome.scenario_out)
+    assert calibrated.services["browse"].workers == 3
+    held_out = run_loadtest(LoadTestConfig(
+        outcome.scenario_out, host=hidden_shop, time_scale=1.0, rate_scale=1.0,
+        out=tmp_path / "held-out", compare_sim=True, window_s=2.0, seed=4))
+    rows = {r["metric"]: r for r in held_out.summary["sim_vs_real"] if r["service"] == "browse"}
+    report = {"fitted": json.loads((outcome.run_dir / "calibration.json").read_text()),
+              "held_out": rows}
+    (tmp_path / "twin.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
+    print(json.dumps({k: rows[k] for k in ("p50", "p95", "p99")}), fit.fixed_ms)
+    # The twin is the calibrated scenario plus the latency the fit found outside the workers
+    # (client, loop and network overheads: the simulator has no term for it).
+    twin_p95_ms = rows["p95"]["predicted"] + fit.fixed_ms
+    assert rows["p95"]["measured"] == pytest.approx(twin_p95_ms, rel=0.15)
+
+
+@pytest.fixture
+def realwork(tmp_path: Path) -> Iterator[str]:
+    log = (tmp_path / "realwork.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "loadtests.examples.realwork", "--port", "0", "--iterations",
+         "20000", "--workers", "1", "--max-queue", "20"],
+        stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT, start_new_session=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert "listening on" in line, (tmp_path / "realwork.log").read_text()
+        yield line.rsplit(" ", 1)[1].strip()
+    finally:
+        stop(process)
+        log.close()
+
+
+def test_twin_of_a_physical_target(tmp_path: Path, realwork: str) -> None:
+    given = _write(tmp_path / "given.yaml", GIVEN.replace(
+        "- {at: 0, rps: {browse: 30}}", "- {at: 0, rps: {browse: 5}}").replace(
+        "- {at: 20, rps: {browse: 110}}", "- {at: 20, rps: {browse: 20}}"))
+    plan = StaircasePlan(rates=(5.0, 15.0, 25.0, 60.0, 80.0), step_s=4.0, light_s=10.0,
+                         steps_per_run=5)
+    outcome = run_calibration(CalibrateConfig(
+        given, ("browse",), host=realwork, instances=1, out=tmp_path / "calibrated.yaml",
+        report_dir=tmp_path / "calibration", plan=plan, seed=5))
+    fit = outcome.fits[0]
+    held_out = run_loadtest(LoadTestConfig(
+        outcome.scenario_out, host=realwork, time_scale=1.0, rate_scale=1.0,
+        out=tmp_path / "held-out", compare_sim=True, window_s=2.0, seed=6))
+    rows = {r["metric"]: r for r in held_out.summary["sim_vs_real"] if r["service"] == "browse"}
+    overload = _write(tmp_path / "overload.yaml", GIVEN.replace("duration_s: 20",
+                                                                "duration_s: 8").replace(
+        "- {at: 0, rps: {browse: 30}}", f"- {{at: 0, rps: {{browse: {2 * fit.capacity_rps}}}}}"
+    ).replace("- {at: 20, rps: {browse: 110}}",
+              f"- {{at: 8, rps: {{browse: {2 * fit.capacity_rps}}}}}"))
+    flooded = run_loadtest(LoadTestConfig(overload, host=realwork, time_scale=1.0,
+                                          rate_scale=1.0, out=tmp_path / "overload",
+                                          window_s=2.0, seed=7, request_timeout_s=5.0))
+    served_rps = flooded.summary["services"]["browse"]["completed"] / 8.0
+    twin_p95_ms = rows["p95"]["predicted"] + fit.fixed_ms
+    print(json.dumps({"workers": fit.workers, "mean_ms": fit.mean_service_ms,
+                      "fixed_ms": fit.fixed_ms, "capacity_rps": fit.capacity_rps,
+                      "served_at_2x_rps": served_rps, "dist": fit.choice.dist,
+                      "curve": fit.curve_text, "twin_p95_ms": twin_p95_ms,
+                      **{k: rows[k] for k in ("p50", "p95", "p99")}}))
+    # The capacity is the machine's: a held-out flood at twice the fitted capacity is served
+    # at the fitted rate. Loose bounds on purpose: the generator and the hashing process
+    # share 2 busy cores, and the light-load latency holds CPU scheduling waits.
+    assert served_rps == pytest.approx(fit.capacity_rps, rel=0.25)
+    assert rows["p95"]["measured"] == pytest.approx(twin_p95_ms, rel=0.5)
