@@ -120,21 +120,24 @@ def workers_and_mean(light: StepStats, rtt_ms: float, rate_rps: float, rate_high
     confidence bound, so noise does not round a true count down), the mean service time then
     ``c / X_sat`` exactly, and what is left of the light latency is the overhead.
     """
-    wait_ms = 0.0
-    workers = 1
-    mean_ms = light.latency_ms["mean"] - rtt_ms
-    for _ in range(10):
-        budget_ms = max(light.latency_ms["mean"] - rtt_ms - wait_ms, 1e-3)
-        workers = max(1, int(math.floor(budget_ms * rate_high_rps / 1000.0 / instances + 1e-9)))
+    bound_ms = light.latency_ms["mean"] - rtt_ms
+    workers = max(1, int(math.floor(bound_ms * rate_high_rps / 1000.0 / instances + 1e-9)))
+    # The bound shrinks by the light step's own wait, which depends on the count tried.
+    while True:
         mean_ms = 1000.0 * workers * instances / rate_rps
         wait = mgc_mean_wait_s(workers * instances, light.offered_rps, mean_ms / 1000.0, scv)
-        wait_ms = 1000.0 * wait if math.isfinite(wait) else 0.0
-    overhead_ms = max(0.0, light.latency_ms["mean"] - wait_ms - mean_ms)
+        wait_ms = 1000.0 * wait if math.isfinite(wait) else math.inf
+        if workers == 1 or workers * instances <= (bound_ms - wait_ms) * rate_high_rps / 1000.0:
+            break
+        workers -= 1
+    overhead_ms = max(0.0, light.latency_ms["mean"] - wait_ms - mean_ms) \
+        if math.isfinite(wait_ms) else 0.0
     return workers, mean_ms, overhead_ms
 
 
-MAX_RATE_MARGIN = 0.05
-"""The served rate's upper bound used for workers is at most this share above its mean."""
+MIN_RATE_MARGIN, MAX_RATE_MARGIN = 0.02, 0.05
+"""The served rate's upper bound used for workers: its 95% confidence bound, but at least 2%
+(1-s windows resolve no better) and at most 5% above the mean."""
 
 
 def saturation(steps: Sequence[StepStats], light: StepStats, rtt_ms: float, instances: int,
@@ -145,7 +148,7 @@ def saturation(steps: Sequence[StepStats], light: StepStats, rtt_ms: float, inst
         return Capacity(None, None, None, None, None)
     rate, (low, high) = measured
     margin = high - rate if math.isfinite(high) else MAX_RATE_MARGIN * rate
-    upper = rate + min(max(margin, 0.0), MAX_RATE_MARGIN * rate)
+    upper = rate + min(max(margin, MIN_RATE_MARGIN * rate), MAX_RATE_MARGIN * rate)
     workers, mean_ms, overhead_ms = workers_and_mean(light, rtt_ms, rate, upper, instances, scv)
     concurrency = rate * max(light.latency_ms["mean"] - rtt_ms, 0.0) / 1000.0
     return Capacity(rate, (low, high), concurrency, workers, overhead_ms)
