@@ -400,9 +400,9 @@ def calibrate(
     """Measure a running system with a staircase of open-model steps up to saturation (or
     read --from files) and write the scenario that describes it, with a report."""
     with user_errors():
+        from loadtests.calibrate.report import fit_table, step_line
         from loadtests.calibrate.run import CalibrateConfig, run_calibration
         from loadtests.calibrate.staircase import StaircasePlan
-        from loadtests.calibrate.view import fit_table, step_line
 
         try:
             rate_list = tuple(float(r) for r in rates.split(",")) if rates else ()

@@ -102,6 +102,11 @@ def test_calibrate_from_results_recovers_the_true_queue(tmp_path: Path, scenario
     assert report["follows_curve"] is True
     assert (tmp_path / "report" / "staircase-browse.png").stat().st_size > 10_000
     assert out.read_text(encoding="utf-8").startswith("# Calibrated by `peaksim calibrate`")
+    # The calibrated scenario runs unchanged with the simulator and the planner.
+    for command in (["run", str(out), "--out", str(tmp_path / "run")],
+                    ["plan", str(out), "--out", str(tmp_path / "plan")]):
+        follow = CliRunner().invoke(app, command)
+        assert follow.exit_code == 0, follow.output
 
 
 def test_detect_steps_finds_the_staircase(tmp_path: Path) -> None:

@@ -114,7 +114,11 @@ def test_twin_of_the_reference_shop(tmp_path: Path, hidden_shop: str) -> None:
     report = {"fitted": json.loads((outcome.run_dir / "calibration.json").read_text()),
               "held_out": rows}
     (tmp_path / "twin.json").write_text(json.dumps(report, indent=1), encoding="utf-8")
-    print(json.dumps({k: rows[k] for k in ("p50", "p95", "p99")}), fit.fixed_ms)
+    print(json.dumps({"workers": fit.workers, "mean_ms": fit.mean_service_ms,
+                      "mean_ci_ms": fit.mean_ci_ms, "capacity_rps": fit.capacity_rps,
+                      "fixed_ms": fit.fixed_ms, "dist": fit.choice.reason,
+                      "max_queue": fit.overload.max_queue, "curve": fit.curve_text,
+                      **{k: rows[k] for k in ("p50", "p95", "p99")}}))
     # The twin is the calibrated scenario plus the latency the fit found outside the workers
     # (client, loop and network overheads: the simulator has no term for it).
     twin_p95_ms = rows["p95"]["predicted"] + fit.fixed_ms
