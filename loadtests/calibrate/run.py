@@ -72,12 +72,17 @@ def run_calibration(config: CalibrateConfig, status: StatusFn | None = None,
                                    f"(it has: {', '.join(scenario.services)})")
     config.plan.check()
     raw = read_raw(config.scenario_path)
+    for path in config.from_paths:
+        if not path.is_file():
+            raise CalibrationError(f"{path}: no such file (expected results.jsonl or a Locust "
+                                   f"*_stats.csv)")
+    host = check_host(config.host) if config.host is not None else None
+    if host is not None:
+        check_reachable(host)
     run_dir = new_run_dir(scenario.name, config.report_dir, kind="calibrate")
     rng = np.random.default_rng(config.seed)
     fits = []
-    if config.host is not None:
-        host = check_host(config.host)
-        check_reachable(host)
+    if host is not None:
         rtt_ms = config.rtt_ms
         if rtt_ms is None:
             say(f"measuring the round trip on {config.rtt_path}")
