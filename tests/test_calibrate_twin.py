@@ -5,9 +5,9 @@ uniform service time of 40-120 ms (no shipped scenario uses one; the calibrator'
 exponential, lognormal, gamma), 3 workers x 2 instances (no shipped service has that pool).
 Truth: mean service time 80 ms, capacity 6 / 80 ms = 75 rps. The calibrator is given a
 scenario with a wrong prior (exponential 100 ms, 1 worker) whose traffic is the held-out
-profile: a ramp 15 -> 55 rps (rho 0.2 -> 0.73), a load the staircase never ran. Targets (issue 15): fitted
-capacity and mean service time within 10% of the truth; the calibrated twin's p95 on the
-held-out ramp within 15% of the p95 measured there.
+profile: a ramp 15 -> 55 rps (rho 0.2 -> 0.73), a load the staircase never ran. Targets
+(issue 15): fitted capacity and mean service time within 10% of the truth; the calibrated
+twin's p95 on the held-out ramp within 15% of the p95 measured there.
 
 Why those tolerances hold on a shared 2-core machine: capacity comes from 6 s of saturated
 windows (~430 completions: the served rate's standard error is ~2%); the shop's event loop adds
@@ -17,8 +17,12 @@ the 80-ms mean halves that relative bias). The mean service time is derived from
 (Little's law), so it carries the same bias.
 
 (b) The physical target (``loadtests/examples/realwork.py``): chained SHA-256 in one worker
-process. No truth exists but the pool size: the fitted workers must be 1. Its prediction
-errors are reported, and bounded loosely (CPU contention with the load generator on 2 cores).
+process. No truth exists but the machine: a held-out flood at twice the fitted capacity must
+be served at the fitted capacity (within 25%), and the held-out p95 predicted within 50%
+(loose: CPU contention with the load generator and other jobs on 2 cores; the errors are
+printed and documented, not hidden).
+
+Figures of these runs (with the commands) are in docs/calibration.md.
 """
 
 from __future__ import annotations
@@ -120,10 +124,8 @@ def test_twin_of_the_reference_shop(tmp_path: Path, hidden_shop: str) -> None:
                       "fixed_ms": fit.fixed_ms, "dist": fit.choice.reason,
                       "max_queue": fit.overload.max_queue, "curve": fit.curve_text,
                       **{k: rows[k] for k in ("p50", "p95", "p99")}}))
-    # The twin is the calibrated scenario plus the latency the fit found outside the workers
-    # (client, loop and network overheads: the simulator has no term for it).
-    twin_p95_ms = rows["p95"]["predicted"] + fit.fixed_ms
-    assert rows["p95"]["measured"] == pytest.approx(twin_p95_ms, rel=0.15)
+    # What `peaksim loadtest --compare-sim` states: the simulator's p95 against the measured.
+    assert abs(rows["p95"]["relative_error"]) <= 0.15
 
 
 @pytest.fixture
@@ -166,14 +168,13 @@ def test_twin_of_a_physical_target(tmp_path: Path, realwork: str) -> None:
                                           rate_scale=1.0, out=tmp_path / "overload",
                                           window_s=2.0, seed=7, request_timeout_s=5.0))
     served_rps = flooded.summary["services"]["browse"]["completed"] / 8.0
-    twin_p95_ms = rows["p95"]["predicted"] + fit.fixed_ms
     print(json.dumps({"workers": fit.workers, "mean_ms": fit.mean_service_ms,
                       "fixed_ms": fit.fixed_ms, "capacity_rps": fit.capacity_rps,
                       "served_at_2x_rps": served_rps, "dist": fit.choice.dist,
-                      "curve": fit.curve_text, "twin_p95_ms": twin_p95_ms,
+                      "curve": fit.curve_text,
                       **{k: rows[k] for k in ("p50", "p95", "p99")}}))
     # The capacity is the machine's: a held-out flood at twice the fitted capacity is served
     # at the fitted rate. Loose bounds on purpose: the generator and the hashing process
     # share 2 busy cores, and the light-load latency holds CPU scheduling waits.
     assert served_rps == pytest.approx(fit.capacity_rps, rel=0.25)
-    assert rows["p95"]["measured"] == pytest.approx(twin_p95_ms, rel=0.5)
+    assert abs(rows["p95"]["relative_error"]) <= 0.5
