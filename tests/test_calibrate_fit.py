@@ -30,10 +30,8 @@ from loadtests.recorder import Outcome, Recorder
 from loadtests.results import merge_results
 from sim.cli import app
 from sim.metrics import latency_bins
-from sim.queueing import mmc_mean_response_s, mmc_response_quantile_s
-from sim.scenario import ServiceTime
-from sim.servicetime import sampler_for
-from sim.traffic import TrafficModel
+from sim.model import ServiceTime, TrafficModel, sampler_for
+from sim.plan import mmc_mean_response_s, mmc_response_quantile_s
 
 WORKERS, INSTANCES, MEAN_MS, SHAPE, OVERHEAD_MS = 4, 2, 50.0, 4.0, 3.0
 CAPACITY_RPS = WORKERS * INSTANCES / (MEAN_MS / 1000.0)  # 160 rps
@@ -155,7 +153,7 @@ def test_staircase_scenario_sends_only_the_calibrated_service(scenario: Path) ->
     data = profile_scenario(raw, "browse", steps, scenario.parent)
     path = scenario.parent / "staircase.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    from sim.loader import load_scenario
+    from sim.model import load_scenario
 
     traffic = TrafficModel(load_scenario(path))
     assert traffic.duration_s == pytest.approx(9.0)

@@ -40,7 +40,7 @@ from loadtests.calibrate.run import CalibrateConfig, run_calibration
 from loadtests.calibrate.staircase import StaircasePlan
 from loadtests.procs import ShopProcess, stop
 from loadtests.runner import LoadTestConfig, run_loadtest
-from sim.loader import load_scenario
+from sim.model import load_scenario
 
 pytestmark = pytest.mark.slow
 

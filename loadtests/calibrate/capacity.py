@@ -27,10 +27,8 @@ import numpy as np
 from scipy import stats
 
 from loadtests.calibrate.steps import StepStats
-from sim.plan_estimate import service_time_grid_s
-from sim.queueing import mgc_mean_wait_s, mgc_response_quantile_s
-from sim.scenario import ServiceTime
-from sim.servicetime import sampler_for
+from sim.model import ServiceTime, sampler_for
+from sim.plan import mgc_mean_wait_s, mgc_response_quantile_s, service_time_grid_s
 
 CURVE_RHO_LIMIT = 0.9
 """Steps at or above this predicted utilization are left out of the M/G/c check (no steady

@@ -28,7 +28,7 @@ from loadtests.calibrate.capacity import (
 from loadtests.calibrate.distfit import Choice, dequantize, fit_service_time
 from loadtests.calibrate.steps import StepStats
 from sim.errors import CalibrationError
-from sim.scenario import ServiceTime
+from sim.model import ServiceTime
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,7 @@ from rich.table import Table
 from loadtests.calibrate.fit import ServiceCalibration
 from loadtests.calibrate.output import comment_block
 from loadtests.calibrate.steps import StepStats
-from sim.plots import latency_axis, new_figure, to_png
-from sim.report_model import fmt_ms
+from sim.report import fmt_ms, latency_axis, new_figure, to_png
 from sim.runio import atomic_write_bytes, atomic_write_text
 
 PERCENTILES = (("p50", "tab:blue"), ("p95", "tab:orange"), ("p99", "tab:red"))

@@ -16,7 +16,7 @@ from loadtests.calibrate.sources import read_steps
 from loadtests.calibrate.staircase import StaircasePlan, StepFn, climb
 from loadtests.procs import check_host, check_reachable
 from sim.errors import CalibrationError
-from sim.loader import load_scenario
+from sim.model import load_scenario
 from sim.runio import new_run_dir
 
 StatusFn = Callable[[str], None]

@@ -26,9 +26,8 @@ from loadtests.calibrate.steps import StepStats, detect_steps, histogram_stats, 
 from loadtests.collector import iter_results
 from loadtests.results import merge_results
 from sim.errors import CalibrationError, LoadTestError, PeaksimError
-from sim.loader import load_scenario
 from sim.metrics import latency_bins
-from sim.traffic import TrafficModel
+from sim.model import TrafficModel, load_scenario
 
 LOCUST_QUANTILES = {"50%": 0.5, "66%": 0.66, "75%": 0.75, "80%": 0.8, "90%": 0.9, "95%": 0.95,
                     "98%": 0.98, "99%": 0.99, "99.9%": 0.999, "99.99%": 0.9999}

@@ -45,7 +45,7 @@ from sim.model.requests_config import (
     template_environment,
     template_strings,
 )
-from sim.model.scenario import Fault, Objectives, Retries, Scenario, Service
+from sim.model.scenario import Fault, Objectives, Retries, Scenario, Service, ServiceTime
 from sim.model.servicetime import Sampler, sampler_for
 from sim.model.slo import evaluate_slo
 from sim.model.traffic import TrafficModel
@@ -83,6 +83,7 @@ __all__ = [
     "Sampler",
     "Scenario",
     "Service",
+    "ServiceTime",
     "SinglesDayTraffic",
     "TraceTraffic",
     "TrafficModel",
