@@ -211,3 +211,19 @@ def test_locust_csv_levels_give_workers(scenario: Path, tmp_path: Path) -> None:
     fitted = yaml.safe_load(out.read_text(encoding="utf-8"))["services"]["browse"]
     assert fitted["workers"] == 2
     assert fitted["service_time"]["mean_ms"] == pytest.approx(40.0, rel=0.10)
+
+
+def test_gamma_service_time_has_the_moments_of_its_shape(tmp_path: Path) -> None:
+    """gamma(k, mean/k): E[S^2] = mean^2 (1 + 1/k); 200,000 draws hold the mean to 4 standard
+    errors (sd = mean / sqrt(k))."""
+    sampler = sampler_for(ServiceTime(dist="gamma", mean_ms=40.0, shape=4.0))
+    assert sampler.mean_ms == 40.0
+    assert sampler.second_moment_ms2 == pytest.approx(40.0**2 * 1.25)
+    draws = sampler.sample_ms(np.random.default_rng(5), 200_000)
+    assert draws.mean() == pytest.approx(40.0, abs=4 * 20.0 / math.sqrt(draws.size))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(SCENARIO.replace("{dist: exponential, mean_ms: 10}, workers: 1",
+                                    "{dist: gamma, mean_ms: 10}, workers: 1"), encoding="utf-8")
+    run = CliRunner().invoke(app, ["validate", str(bad)])
+    assert run.exit_code == 2
+    assert "services.browse.service_time.shape" in run.output
