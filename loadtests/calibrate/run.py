@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from loadtests.calibrate.fit import ServiceCalibration, calibrate_service
-from loadtests.calibrate.measure import probe_rtt_ms, read_raw
+from loadtests.calibrate.measure import StatusFn, probe_rtt_ms, read_raw
 from loadtests.calibrate.output import write_json, write_scenario
 from loadtests.calibrate.report import write_report
 from loadtests.calibrate.sources import read_steps
@@ -19,7 +18,6 @@ from sim.errors import CalibrationError
 from sim.model import load_scenario
 from sim.runio import new_run_dir
 
-StatusFn = Callable[[str], None]
 MAX_INSTANCES = 10_000
 
 

@@ -17,11 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from loadtests.calibrate.measure import Step, measure_profile, step_bounds
+from loadtests.calibrate.measure import StatusFn, Step, measure_profile, step_bounds
 from loadtests.calibrate.steps import StepStats, step_stats
 from sim.errors import CalibrationError
 
-StatusFn = Callable[[str], None]
 StepFn = Callable[[str, StepStats], None]
 MAX_STEPS = 30
 MAX_GROWTH = 4.0
