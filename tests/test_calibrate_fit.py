@@ -15,6 +15,7 @@ from __future__ import annotations
 import heapq
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,8 @@ import yaml
 from typer.testing import CliRunner
 
 from loadtests.calibrate.distfit import dequantize, fit_service_time
-from loadtests.calibrate.measure import Step, profile_scenario
+from loadtests.calibrate.measure import Measured, Step, profile_scenario
+from loadtests.calibrate.staircase import StaircasePlan, climb
 from loadtests.calibrate.steps import detect_steps
 from loadtests.collector import ResultsWriter
 from loadtests.recorder import Outcome, Recorder
@@ -48,13 +50,14 @@ slo: {browse: {p99_ms: 1000}}
 """
 
 
-def _synthetic_results(directory: Path, seed: int = 7) -> Path:
-    """Simulate the staircase against the true queue and write ``results.jsonl``."""
+def _simulate(steps: Sequence[tuple[float, float]], directory: Path, seed: int = 7) -> Path:
+    """Replay ``(rate_rps, duration_s)`` steps against the true queue; write
+    ``results.jsonl`` into ``directory`` (as the load tester would)."""
     rng = np.random.default_rng(seed)
     recorder = Recorder(window_s=1.0, lag_threshold_ms=50.0)
     free = [0.0] * (WORKERS * INSTANCES)
     start = 0.0
-    for rate, duration in STAIRS:
+    for rate, duration in steps:
         t = start
         while (t := t + rng.exponential(1.0 / rate)) < start + duration:
             service_s = rng.gamma(SHAPE, MEAN_MS / 1000.0 / SHAPE)
@@ -65,11 +68,15 @@ def _synthetic_results(directory: Path, seed: int = 7) -> Path:
             recorder.sent("browse", t, t)
             recorder.finished("browse", Outcome.COMPLETED, t, t, done)
         start += duration
-    writer = ResultsWriter(directory, {"window_s": 1.0, "until_s": start, "services": ["browse"]},
-                           1.0, 0.01)
+    writer = ResultsWriter(directory, {"window_s": 1.0, "until_s": start, "services": ["browse"],
+                                       "request_timeout_s": 5.0}, 1.0, 0.01)
     writer.add(recorder.drain())
     writer.close()
     return writer.path
+
+
+def _synthetic_results(directory: Path, seed: int = 7) -> Path:
+    return _simulate(STAIRS, directory, seed)
 
 
 @pytest.fixture
@@ -227,3 +234,36 @@ def test_gamma_service_time_has_the_moments_of_its_shape(tmp_path: Path) -> None
     run = CliRunner().invoke(app, ["validate", str(bad)])
     assert run.exit_code == 2
     assert "services.browse.service_time.shape" in run.output
+
+
+def test_staircase_stops_at_saturation_and_stays_in_bounds(tmp_path: Path) -> None:
+    """Geometric ladder 20 x 1.6^k against the true queue (capacity 160 rps), two steps per
+    run: 20, 32, 51, 82, 131 rps are below capacity, 210 rps is the first above it, so the
+    climb stops after the run that holds it (step 6) and never sends the 7th and 8th steps."""
+    runs: list[list[float]] = []
+
+    def simulated(_scenario: Path, _host: str, service: str, steps: Sequence[Step],
+                  out_dir: Path, window_s: float, *_rest: object) -> Measured:
+        runs.append([s.rate_rps for s in steps])
+        path = _simulate([(s.rate_rps, s.duration_s) for s in steps], out_dir, len(runs))
+        merged = merge_results(path, sum(s.duration_s for s in steps) + 6.0)
+        return Measured(merged.services[service], window_s, out_dir)
+
+    plan = StaircasePlan(start_rps=20.0, growth=1.6, step_s=4.0, light_s=6.0, max_steps=8,
+                         steps_per_run=2)
+    seen: list[int] = []
+    climbed = climb(tmp_path / "s.yaml", "http://127.0.0.1:1", "browse", plan, tmp_path,
+                    on_step=lambda _name, step: seen.append(step.index), measure=simulated)
+    assert [len(r) for r in runs] == [2, 2, 2]
+    assert seen == list(range(6))
+    assert [s.saturated for s in climbed.steps] == [False] * 5 + [True]
+    assert climbed.steps[-1].served_rps == pytest.approx(CAPACITY_RPS, rel=0.10)
+    assert "saturated at step 6" in climbed.stopped_because
+    small = StaircasePlan(start_rps=20.0, growth=1.6, step_s=4.0, light_s=6.0, max_steps=8,
+                          steps_per_run=8, max_requests=1000)
+    runs.clear()
+    climb(tmp_path / "s.yaml", "http://127.0.0.1:1", "browse", small, tmp_path / "small",
+          measure=simulated)
+    # 20 x 6 + 32 x 4 + 51.2 x 4 + 81.92 x 4 = 780 requests fit in 1,000; adding 131 x 4 not.
+    assert len(runs) == 1
+    assert runs[0] == pytest.approx([20.0, 32.0, 51.2, 81.92])

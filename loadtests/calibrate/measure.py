@@ -55,6 +55,14 @@ class Measured:
     run_dir: Path
 
 
+MeasureFn = Callable[
+    [Path, str, str, Sequence[Step], Path, float, float, int | None, StatusFn | None],
+    Measured,
+]
+"""The signature of ``measure_profile`` (scenario, host, service, steps, out_dir, window_s,
+request_timeout_s, seed, status)."""
+
+
 def step_bounds(steps: Sequence[Step]) -> list[tuple[float, float]]:
     """``(start_s, end_s)`` of every step in run time."""
     bounds, t = [], 0.0

@@ -17,7 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from loadtests.calibrate.measure import StatusFn, Step, measure_profile, step_bounds
+from loadtests.calibrate.measure import (
+    MeasureFn,
+    StatusFn,
+    Step,
+    measure_profile,
+    step_bounds,
+)
 from loadtests.calibrate.steps import StepStats, step_stats
 from sim.errors import CalibrationError
 
@@ -78,8 +84,12 @@ class ServiceStaircase:
 def climb(
     scenario_path: Path, host: str, service: str, plan: StaircasePlan, out_dir: Path,
     seed: int | None = None, status: StatusFn | None = None, on_step: StepFn | None = None,
+    measure: MeasureFn = measure_profile,
 ) -> ServiceStaircase:
-    """Run the staircase of ``plan`` against ``service``; see the module docstring."""
+    """Run the staircase of ``plan`` against ``service``; see the module docstring.
+
+    ``measure`` replays one run of steps (``measure_profile``: the load tester; tests pass a
+    simulated target)."""
     plan.check()
     say = status or (lambda _text: None)
     todo = plan.all_steps()
@@ -107,8 +117,8 @@ def climb(
                      started: float = started) -> None:
             say(_progress_line(service, chunk, first, time.monotonic() - started, text))
 
-        result = measure_profile(scenario_path, host, service, chunk, run_dir, plan.window_s,
-                                 plan.request_timeout_s, seed, progress)
+        result = measure(scenario_path, host, service, chunk, run_dir, plan.window_s,
+                         plan.request_timeout_s, seed, progress)
         run_dirs.append(result.run_dir)
         for step in step_stats(result.results, result.window_s, step_bounds(chunk),
                                plan.settle_s):
