@@ -141,6 +141,9 @@ def measure_profile(
                             out=out_dir / f"loadtest-{service}", window_s=window_s,
                             request_timeout_s=request_timeout_s, seed=seed)
     outcome = run_loadtest(config, status)
+    if outcome.interrupted:
+        # Ctrl-C reached Locust first; the run directory keeps what it measured.
+        raise KeyboardInterrupt
     # Answers that arrive after the last step (the drain) get windows of their own, so they
     # are not counted in the last step's served rate.
     drain_s = request_timeout_s + 1.0
