@@ -87,7 +87,8 @@ def comment_block(fits: Sequence[ServiceCalibration], source: str) -> str:
 def write_scenario(path: Path, raw: dict[str, Any], fits: Sequence[ServiceCalibration],
                    source: str) -> None:
     """Write the calibrated scenario (atomically)."""
-    body = yaml.safe_dump(calibrated_mapping(raw, fits), sort_keys=False, width=100)
+    body = yaml.safe_dump(calibrated_mapping(raw, fits), sort_keys=False, width=100,
+                          default_flow_style=None)
     atomic_write_text(path, comment_block(fits, source) + body)
 
 
