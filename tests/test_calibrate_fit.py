@@ -24,15 +24,16 @@ import yaml
 from typer.testing import CliRunner
 
 from loadtests.calibrate.distfit import dequantize, fit_service_time
-from loadtests.calibrate.measure import Measured, Step, profile_scenario
+from loadtests.calibrate.measure import Measured, Step, step_profile
 from loadtests.calibrate.staircase import StaircasePlan, climb
 from loadtests.calibrate.steps import detect_steps
 from loadtests.collector import ResultsWriter
+from loadtests.profile import profile_scenario
 from loadtests.recorder import Outcome, Recorder
 from loadtests.results import merge_results
 from sim.cli import app
 from sim.metrics import latency_bins
-from sim.model import ServiceTime, TrafficModel, sampler_for
+from sim.model import ServiceTime, TrafficModel, load_scenario, sampler_for
 from sim.plan import mmc_mean_response_s, mmc_response_quantile_s
 
 WORKERS, INSTANCES, MEAN_MS, SHAPE, OVERHEAD_MS = 4, 2, 50.0, 4.0, 3.0
@@ -154,14 +155,11 @@ def test_fit_falls_back_to_the_measured_distribution() -> None:
     assert values.min() >= 19.0 and values.max() <= 61.0
 
 
-def test_staircase_scenario_sends_only_the_calibrated_service(scenario: Path) -> None:
-    raw = yaml.safe_load(scenario.read_text(encoding="utf-8"))
+def test_staircase_profile_sends_only_the_calibrated_service(scenario: Path) -> None:
     steps = [Step(10.0, 4.0), Step(25.0, 2.0), Step(40.0, 3.0)]
-    data = profile_scenario(raw, "browse", steps, scenario.parent)
+    data = profile_scenario(scenario, step_profile("browse", steps), 9.0)
     path = scenario.parent / "staircase.yaml"
     path.write_text(yaml.safe_dump(data), encoding="utf-8")
-    from sim.model import load_scenario
-
     traffic = TrafficModel(load_scenario(path))
     assert traffic.duration_s == pytest.approx(9.0)
     for t, rate in ((1.0, 10.0), (3.9, 10.0), (5.0, 25.0), (8.5, 40.0)):

@@ -1,12 +1,11 @@
 """The one path from a rate profile to measurements: ``measure_profile``.
 
 Calibration never talks to Locust itself. It hands ``measure_profile`` a service, a staircase
-of constant-rate steps and the user's scenario; that function writes a copy of the scenario
-whose traffic is the staircase for that one service (every other service at rate 0), replays it
-with ``loadtests.runner.run_loadtest`` (the same open-model replay, corrected latencies and
-request definitions as ``peaksim loadtest``), and returns the merged per-window measurements
-of the service. Whatever the load tester learns to send (declared requests, other targets),
-calibration sends too.
+of constant-rate steps and the user's scenario; that function replays the staircase for that
+one service with ``loadtests.profile.replay_profile`` (the load test as a function: the same
+open-model replay, corrected latencies and declared requests, ``loadtest.requests``, as
+``peaksim loadtest``) and returns the merged per-window measurements of the service. Whatever
+the load tester learns to send, calibration sends too.
 
 ``probe_rtt_ms`` measures the network round trip of a trivial request (``/healthz`` by
 default), subtracted from light-load latencies to estimate service times.
@@ -14,7 +13,6 @@ default), subtracted from light-load latencies to estimate service times.
 
 from __future__ import annotations
 
-import copy
 import http.client
 import statistics
 import time
@@ -27,15 +25,13 @@ from typing import Any
 import yaml
 
 from loadtests.collector import RESULTS_FILE
+from loadtests.profile import replay_profile
 from loadtests.results import ServiceResults, merge_results
-from loadtests.runner import LoadTestConfig, run_loadtest
 from sim.errors import CalibrationError
 
 StatusFn = Callable[[str], None]
 MAX_STEP_RATE_RPS = 20_000.0
 """Highest step rate calibration sends (one generator process tops out near 3,000/s here)."""
-DROPPED_SECTIONS = ("autoscaling", "faults", "cluster", "duration")
-"""Sections a staircase copy leaves out: one known deployment, no faults, no cluster."""
 
 
 @dataclass(frozen=True)
@@ -86,28 +82,10 @@ def check_steps(steps: Sequence[Step], window_s: float) -> None:
                                    f"of {window_s:g}-s windows, got {step.duration_s:g} s")
 
 
-def profile_scenario(raw: dict[str, Any], service: str, steps: Sequence[Step],
-                     base_dir: Path) -> dict[str, Any]:
-    """A copy of the scenario mapping ``raw`` whose traffic is ``steps`` for ``service`` only.
-
-    Relative file references of the services (empirical service-time CSVs) are made absolute
-    against ``base_dir`` so the copy can live elsewhere.
-    """
-    services = raw.get("services")
-    if not isinstance(services, dict) or service not in services:
-        known = ", ".join(sorted(services)) if isinstance(services, dict) else "none"
-        raise CalibrationError(f"service {service!r} is not in the scenario (it has: {known})")
-    data = {k: copy.deepcopy(v) for k, v in raw.items() if k not in DROPPED_SECTIONS}
-    for spec in data["services"].values():
-        time_spec = spec.get("service_time") if isinstance(spec, dict) else None
-        if isinstance(time_spec, dict) and isinstance(time_spec.get("csv"), str):
-            time_spec["csv"] = str((base_dir / time_spec["csv"]).resolve())
-    keyframes = [{"at": round(start, 6), "rps": {service: step.rate_rps}}
-                 for (start, _end), step in zip(step_bounds(steps), steps, strict=True)]
-    data["traffic"] = {"kind": "keyframes", "interpolation": "step", "keyframes": keyframes}
-    data["duration_s"] = step_bounds(steps)[-1][1]
-    data["name"] = f"{raw.get('name', 'scenario')}-calibrate-{service}"
-    return data
+def step_profile(service: str, steps: Sequence[Step]) -> dict[str, list[tuple[float, float]]]:
+    """``steps`` as the load tester's rate profile: ``{service: [(start_s, rate_rps), ...]}``."""
+    return {service: [(start_s, step.rate_rps)
+                      for (start_s, _end_s), step in zip(step_bounds(steps), steps, strict=True)]}
 
 
 def read_raw(path: Path) -> dict[str, Any]:
@@ -128,29 +106,25 @@ def measure_profile(
 ) -> Measured:
     """Replay ``steps`` against ``service`` of ``host``; return its per-window measurements.
 
-    ``out_dir`` receives the staircase scenario and the load test's run directory. Raises
-    ``CalibrationError`` for a bad plan and ``LoadTestError`` when the replay cannot run.
+    ``out_dir`` receives the load test's run directory (with the staircase scenario it
+    replayed). Raises ``CalibrationError`` for a bad plan, ``LoadTestError`` /
+    ``ScenarioError`` when the replay cannot run.
     """
     check_steps(steps, window_s)
-    raw = read_raw(scenario_path)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    staircase = out_dir / f"staircase-{service}.yaml"
-    data = profile_scenario(raw, service, steps, scenario_path.resolve().parent)
-    staircase.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
-    config = LoadTestConfig(staircase, host=host, time_scale=1.0, rate_scale=1.0,
-                            out=out_dir / f"loadtest-{service}", window_s=window_s,
-                            request_timeout_s=request_timeout_s, seed=seed)
-    outcome = run_loadtest(config, status)
+    bounds = step_bounds(steps)
+    outcome = replay_profile(scenario_path, step_profile(service, steps), bounds[-1][1], host=host,
+                             out=out_dir / f"loadtest-{service}", window_s=window_s,
+                             request_timeout_s=request_timeout_s, seed=seed, status=status)
     if outcome.interrupted:
         # Ctrl-C reached Locust first; the run directory keeps what it measured.
         raise KeyboardInterrupt
     # Answers that arrive after the last step (the drain) get windows of their own, so they
     # are not counted in the last step's served rate.
     drain_s = request_timeout_s + 1.0
-    merged = merge_results(outcome.run_dir / RESULTS_FILE, step_bounds(steps)[-1][1] + drain_s)
+    merged = merge_results(outcome.run_dir / RESULTS_FILE, bounds[-1][1] + drain_s)
     if service not in merged.services:
-        raise CalibrationError(f"the replay measured nothing for {service!r} (is there a "
-                               f"request flow for it? see {outcome.run_dir})")
+        raise CalibrationError(f"the replay measured nothing for {service!r} (does the "
+                               f"scenario declare requests for it? see {outcome.run_dir})")
     return Measured(merged.services[service], merged.window_s, outcome.run_dir)
 
 
