@@ -396,6 +396,14 @@ def calibrate(
     request_timeout_s: Annotated[float, typer.Option(
         "--request-timeout", min=0.01, help="Client timeout per attempt, seconds.")] = 5.0,
     seed: Annotated[int, typer.Option(help="Seed of the replay and the fits.")] = 0,
+    allow_remote: Annotated[bool, typer.Option(
+        "--allow-remote", help="Allow a --host that is not a loopback address.")] = False,
+    insecure: Annotated[bool, typer.Option(
+        "--insecure", help="Do not verify the target's TLS certificate.")] = False,
+    ca_bundle: Annotated[Path | None, typer.Option(
+        "--ca-bundle", help="CA bundle (PEM) that verifies the target.")] = None,
+    locustfile: Annotated[Path | None, typer.Option(
+        "--locustfile", help="Your own Locust classes for some services.")] = None,
 ) -> None:
     """Measure a running system with a staircase of open-model steps up to saturation (or
     read --from files) and write the scenario that describes it, with a report."""
@@ -416,7 +424,8 @@ def calibrate(
         config = CalibrateConfig(Path(file), tuple(service), host=host,
                                  from_paths=tuple(from_files or ()), instances=instances,
                                  out=out, report_dir=report_dir, plan=plan, rtt_path=rtt_path,
-                                 rtt_ms=rtt_ms, seed=seed)
+                                 rtt_ms=rtt_ms, seed=seed, allow_remote=allow_remote,
+                                 insecure=insecure, ca_bundle=ca_bundle, locustfile=locustfile)
         console = _out()
         with console.status("calibrating") as spinner:
             outcome = run_calibration(

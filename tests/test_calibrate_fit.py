@@ -24,7 +24,7 @@ import yaml
 from typer.testing import CliRunner
 
 from loadtests.calibrate.distfit import dequantize, fit_service_time
-from loadtests.calibrate.measure import Measured, Step, step_profile
+from loadtests.calibrate.measure import Measured, Step, Target, step_profile
 from loadtests.calibrate.staircase import StaircasePlan, climb
 from loadtests.calibrate.steps import detect_steps
 from loadtests.collector import ResultsWriter
@@ -173,6 +173,7 @@ def test_staircase_profile_sends_only_the_calibrated_service(scenario: Path) -> 
     (["--from", "missing.jsonl"], "no such file"),
     (["--from", "x.jsonl", "--rates", "10,fast"], "--rates"),
     (["--host", "http://127.0.0.1:9", "--growth", "9"], "--growth"),
+    (["--host", "http://192.0.2.1:9"], "--allow-remote"),
 ])
 def test_bad_calibrate_input_is_one_line_and_exit_2(scenario: Path, args: list[str],
                                                     message: str) -> None:
@@ -240,7 +241,7 @@ def test_staircase_stops_at_saturation_and_stays_in_bounds(tmp_path: Path) -> No
     climb stops after the run that holds it (step 6) and never sends the 7th and 8th steps."""
     runs: list[list[float]] = []
 
-    def simulated(_scenario: Path, _host: str, service: str, steps: Sequence[Step],
+    def simulated(_scenario: Path, _target: Target, service: str, steps: Sequence[Step],
                   out_dir: Path, window_s: float, *_rest: object) -> Measured:
         runs.append([s.rate_rps for s in steps])
         path = _simulate([(s.rate_rps, s.duration_s) for s in steps], out_dir, len(runs))
@@ -250,7 +251,7 @@ def test_staircase_stops_at_saturation_and_stays_in_bounds(tmp_path: Path) -> No
     plan = StaircasePlan(start_rps=20.0, growth=1.6, step_s=4.0, light_s=6.0, max_steps=8,
                          steps_per_run=2)
     seen: list[int] = []
-    climbed = climb(tmp_path / "s.yaml", "http://127.0.0.1:1", "browse", plan, tmp_path,
+    climbed = climb(tmp_path / "s.yaml", Target("http://127.0.0.1:1"), "browse", plan, tmp_path,
                     on_step=lambda _name, step: seen.append(step.index), measure=simulated)
     assert [len(r) for r in runs] == [2, 2, 2]
     assert seen == list(range(6))
@@ -260,7 +261,7 @@ def test_staircase_stops_at_saturation_and_stays_in_bounds(tmp_path: Path) -> No
     small = StaircasePlan(start_rps=20.0, growth=1.6, step_s=4.0, light_s=6.0, max_steps=8,
                           steps_per_run=8, max_requests=1000)
     runs.clear()
-    climb(tmp_path / "s.yaml", "http://127.0.0.1:1", "browse", small, tmp_path / "small",
+    climb(tmp_path / "s.yaml", Target("http://127.0.0.1:1"), "browse", small, tmp_path / "small",
           measure=simulated)
     # 20 x 6 + 32 x 4 + 51.2 x 4 + 81.92 x 4 = 780 requests fit in 1,000; adding 131 x 4 not.
     assert len(runs) == 1

@@ -14,6 +14,7 @@ default), subtracted from light-load latencies to estimate service times.
 from __future__ import annotations
 
 import http.client
+import ssl
 import statistics
 import time
 import urllib.parse
@@ -43,6 +44,19 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Target:
+    """The system calibration measures, and how the load tester may reach it (the options of
+    ``peaksim loadtest``: a non-loopback host needs ``allow_remote``; TLS verification;
+    the user's own Locust classes for some services)."""
+
+    url: str
+    allow_remote: bool = False
+    insecure: bool = False
+    ca_bundle: Path | None = None
+    locustfile: Path | None = None
+
+
+@dataclass(frozen=True)
 class Measured:
     """What one replay of a profile measured for its service."""
 
@@ -52,10 +66,10 @@ class Measured:
 
 
 MeasureFn = Callable[
-    [Path, str, str, Sequence[Step], Path, float, float, int | None, StatusFn | None],
+    [Path, Target, str, Sequence[Step], Path, float, float, int | None, StatusFn | None],
     Measured,
 ]
-"""The signature of ``measure_profile`` (scenario, host, service, steps, out_dir, window_s,
+"""The signature of ``measure_profile`` (scenario, target, service, steps, out_dir, window_s,
 request_timeout_s, seed, status)."""
 
 
@@ -100,11 +114,11 @@ def read_raw(path: Path) -> dict[str, Any]:
 
 
 def measure_profile(
-    scenario_path: Path, host: str, service: str, steps: Sequence[Step], out_dir: Path,
+    scenario_path: Path, target: Target, service: str, steps: Sequence[Step], out_dir: Path,
     window_s: float = 1.0, request_timeout_s: float = 5.0, seed: int | None = None,
     status: StatusFn | None = None,
 ) -> Measured:
-    """Replay ``steps`` against ``service`` of ``host``; return its per-window measurements.
+    """Replay ``steps`` against ``service`` of ``target``; return its per-window measurements.
 
     ``out_dir`` receives the load test's run directory (with the staircase scenario it
     replayed). Raises ``CalibrationError`` for a bad plan, ``LoadTestError`` /
@@ -112,9 +126,12 @@ def measure_profile(
     """
     check_steps(steps, window_s)
     bounds = step_bounds(steps)
-    outcome = replay_profile(scenario_path, step_profile(service, steps), bounds[-1][1], host=host,
-                             out=out_dir / f"loadtest-{service}", window_s=window_s,
-                             request_timeout_s=request_timeout_s, seed=seed, status=status)
+    outcome = replay_profile(
+        scenario_path, step_profile(service, steps), bounds[-1][1], host=target.url,
+        out=out_dir / f"loadtest-{service}", window_s=window_s,
+        request_timeout_s=request_timeout_s, locustfile=target.locustfile,
+        insecure=target.insecure, ca_bundle=target.ca_bundle,
+        allow_remote=target.allow_remote, seed=seed, status=status)
     if outcome.interrupted:
         # Ctrl-C reached Locust first; the run directory keeps what it measured.
         raise KeyboardInterrupt
@@ -129,13 +146,15 @@ def measure_profile(
 
 
 def probe_rtt_ms(host: str, path: str = "/healthz", count: int = 50,
-                 timeout_s: float = 2.0) -> float:
+                 timeout_s: float = 2.0, context: ssl.SSLContext | None = None) -> float:
     """Median round trip (ms) of ``count`` sequential ``GET path`` on one keep-alive
     connection (any HTTP status counts: it is the network and server overhead we want)."""
     parts = urllib.parse.urlsplit(host)
-    connection_class = (http.client.HTTPSConnection if parts.scheme == "https"
-                        else http.client.HTTPConnection)
-    connection = connection_class(parts.hostname or "127.0.0.1", parts.port, timeout=timeout_s)
+    hostname = parts.hostname or "127.0.0.1"
+    connection: http.client.HTTPConnection = (
+        http.client.HTTPSConnection(hostname, parts.port, timeout=timeout_s, context=context)
+        if parts.scheme == "https"
+        else http.client.HTTPConnection(hostname, parts.port, timeout=timeout_s))
     samples = []
     try:
         for _ in range(count):

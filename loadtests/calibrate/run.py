@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from loadtests.calibrate.fit import ServiceCalibration, calibrate_service
-from loadtests.calibrate.measure import StatusFn, probe_rtt_ms, read_raw
+from loadtests.calibrate.measure import StatusFn, Target, probe_rtt_ms, read_raw
 from loadtests.calibrate.output import write_json, write_scenario
 from loadtests.calibrate.report import write_report
 from loadtests.calibrate.sources import read_steps
 from loadtests.calibrate.staircase import StaircasePlan, StepFn, climb
-from loadtests.procs import check_host, check_reachable
+from loadtests.hosts import check_target, tls_context
+from loadtests.procs import check_reachable
 from sim.errors import CalibrationError
 from sim.model import load_scenario
 from sim.runio import new_run_dir
@@ -41,6 +43,10 @@ class CalibrateConfig:
     rtt_path: str = "/healthz"
     rtt_ms: float | None = None
     seed: int = 0
+    allow_remote: bool = False
+    insecure: bool = False
+    ca_bundle: Path | None = None
+    locustfile: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -74,20 +80,24 @@ def run_calibration(config: CalibrateConfig, status: StatusFn | None = None,
         if not path.is_file():
             raise CalibrationError(f"{path}: no such file (expected results.jsonl or a Locust "
                                    f"*_stats.csv)")
-    host = check_host(config.host) if config.host is not None else None
-    if host is not None:
-        check_reachable(host)
+    target: Target | None = None
+    context: ssl.SSLContext | None = None
+    if config.host is not None:
+        context = tls_context(config.insecure, config.ca_bundle)
+        target = Target(check_target(config.host, config.allow_remote), config.allow_remote,
+                        config.insecure, config.ca_bundle, config.locustfile)
+        check_reachable(target.url, context=context)
     run_dir = new_run_dir(scenario.name, config.report_dir, kind="calibrate")
     rng = np.random.default_rng(config.seed)
     fits = []
-    if host is not None:
+    if target is not None:
         rtt_ms = config.rtt_ms
         if rtt_ms is None:
             say(f"measuring the round trip on {config.rtt_path}")
-            rtt_ms = probe_rtt_ms(host, config.rtt_path)
-        source = f"a staircase against {host} ({config.instances} instance(s))"
+            rtt_ms = probe_rtt_ms(target.url, config.rtt_path, context=context)
+        source = f"a staircase against {target.url} ({config.instances} instance(s))"
         for name in config.services:
-            climbed = climb(config.scenario_path, host, name, config.plan, run_dir,
+            climbed = climb(config.scenario_path, target, name, config.plan, run_dir,
                             config.seed, say, on_step)
             say(f"{name}: fitting ({climbed.stopped_because})")
             fits.append(calibrate_service(name, climbed.steps, rtt_ms, config.instances,

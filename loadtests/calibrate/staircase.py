@@ -21,6 +21,7 @@ from loadtests.calibrate.measure import (
     MeasureFn,
     StatusFn,
     Step,
+    Target,
     measure_profile,
     step_bounds,
 )
@@ -82,11 +83,12 @@ class ServiceStaircase:
 
 
 def climb(
-    scenario_path: Path, host: str, service: str, plan: StaircasePlan, out_dir: Path,
+    scenario_path: Path, target: Target, service: str, plan: StaircasePlan, out_dir: Path,
     seed: int | None = None, status: StatusFn | None = None, on_step: StepFn | None = None,
     measure: MeasureFn = measure_profile,
 ) -> ServiceStaircase:
-    """Run the staircase of ``plan`` against ``service``; see the module docstring.
+    """Run the staircase of ``plan`` against ``service`` of ``target``; see the module
+    docstring.
 
     ``measure`` replays one run of steps (``measure_profile``: the load tester; tests pass a
     simulated target)."""
@@ -117,7 +119,7 @@ def climb(
                      started: float = started) -> None:
             say(_progress_line(service, chunk, first, time.monotonic() - started, text))
 
-        result = measure(scenario_path, host, service, chunk, run_dir, plan.window_s,
+        result = measure(scenario_path, target, service, chunk, run_dir, plan.window_s,
                          plan.request_timeout_s, seed, progress)
         run_dirs.append(result.run_dir)
         for step in step_stats(result.results, result.window_s, step_bounds(chunk),
