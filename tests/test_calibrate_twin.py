@@ -17,8 +17,9 @@ the 80-ms mean halves that relative bias). The mean service time is derived from
 (Little's law), so it carries the same bias.
 
 (b) The physical target (``loadtests/examples/realwork.py``): chained SHA-256 in one worker
-process. No truth exists but the machine: a held-out flood at twice the fitted capacity must
-be served at the fitted capacity (within 25%), and the held-out p95 predicted within 50%
+process. The truth is the pool size (1 worker) and the machine: a held-out flood at 1.25x the
+fitted capacity must be served at about the fitted capacity (within 40%), and the held-out p95
+predicted within 50%
 (loose: CPU contention with the load generator and other jobs on 2 cores; the errors are
 printed and documented, not hidden).
 
@@ -36,8 +37,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from loadtests.calibrate.measure import Step, Target, measure_profile
 from loadtests.calibrate.run import CalibrateConfig, run_calibration
 from loadtests.calibrate.staircase import StaircasePlan
+from loadtests.calibrate.steps import step_stats
 from loadtests.procs import ShopProcess, stop
 from loadtests.runner import LoadTestConfig, run_loadtest
 from sim.model import load_scenario
@@ -60,19 +63,29 @@ slo: {browse: {p99_ms: 500}}
 """
 TRUE_MEAN_MS = 80.0
 TRUE_CAPACITY_RPS = 3 * 2 / 0.080
-GIVEN = """
+GIVEN_TEMPLATE = """
 name: given
 seed: 11
-duration_s: 20
+duration_s: {duration_s}
 traffic:
   kind: keyframes
   keyframes:
-    - {at: 0, rps: {browse: 15}}
-    - {at: 20, rps: {browse: 55}}
+    - {{at: 0, rps: {{browse: {start_rps}}}}}
+    - {{at: {duration_s}, rps: {{browse: {end_rps}}}}}
 services:
-  browse: {service_time: {dist: exponential, mean_ms: 100}, workers: 1, instances: 1}
-slo: {browse: {p99_ms: 1000}}
+  browse: {{service_time: {{dist: exponential, mean_ms: 100}}, workers: 1, instances: 1}}
+slo: {{browse: {{p99_ms: 1000}}}}
 """
+
+
+def _given(start_rps: float, end_rps: float, duration_s: float = 20.0) -> str:
+    """The calibrator's scenario: a wrong prior, and a ramp as the held-out traffic."""
+    return GIVEN_TEMPLATE.format(start_rps=start_rps, end_rps=end_rps, duration_s=duration_s)
+
+
+FLOOD_FACTOR = 1.25
+"""The physical check's flood, in fitted capacities (above 1: it saturates; not far above:
+the generator's own CPU would take the hashing process's core)."""
 STAIRCASE = StaircasePlan(rates=(12.0, 30.0, 48.0, 62.0, 95.0, 110.0), step_s=4.0,
                           light_s=10.0, steps_per_run=6)
 
@@ -101,7 +114,7 @@ def hidden_shop(tmp_path: Path) -> Iterator[str]:
 
 
 def test_twin_of_the_reference_shop(tmp_path: Path, hidden_shop: str) -> None:
-    given = _write(tmp_path / "given.yaml", GIVEN)
+    given = _write(tmp_path / "given.yaml", _given(15.0, 55.0))
     outcome = run_calibration(CalibrateConfig(
         given, ("browse",), host=hidden_shop, instances=2, out=tmp_path / "calibrated.yaml",
         report_dir=tmp_path / "calibration", plan=STAIRCASE, seed=3))
@@ -146,9 +159,7 @@ def realwork(tmp_path: Path) -> Iterator[str]:
 
 
 def test_twin_of_a_physical_target(tmp_path: Path, realwork: str) -> None:
-    given = _write(tmp_path / "given.yaml", GIVEN.replace(
-        "- {at: 0, rps: {browse: 30}}", "- {at: 0, rps: {browse: 5}}").replace(
-        "- {at: 20, rps: {browse: 110}}", "- {at: 20, rps: {browse: 20}}"))
+    given = _write(tmp_path / "given.yaml", _given(5.0, 20.0))
     plan = StaircasePlan(rates=(5.0, 15.0, 25.0, 60.0, 80.0), step_s=4.0, light_s=10.0,
                          steps_per_run=5)
     outcome = run_calibration(CalibrateConfig(
@@ -159,22 +170,18 @@ def test_twin_of_a_physical_target(tmp_path: Path, realwork: str) -> None:
         outcome.scenario_out, host=realwork, time_scale=1.0, rate_scale=1.0,
         out=tmp_path / "held-out", compare_sim=True, window_s=2.0, seed=6))
     rows = {r["metric"]: r for r in held_out.summary["sim_vs_real"] if r["service"] == "browse"}
-    overload = _write(tmp_path / "overload.yaml", GIVEN.replace("duration_s: 20",
-                                                                "duration_s: 8").replace(
-        "- {at: 0, rps: {browse: 30}}", f"- {{at: 0, rps: {{browse: {2 * fit.capacity_rps}}}}}"
-    ).replace("- {at: 20, rps: {browse: 110}}",
-              f"- {{at: 8, rps: {{browse: {2 * fit.capacity_rps}}}}}"))
-    flooded = run_loadtest(LoadTestConfig(overload, host=realwork, time_scale=1.0,
-                                          rate_scale=1.0, out=tmp_path / "overload",
-                                          window_s=2.0, seed=7, request_timeout_s=5.0))
-    served_rps = flooded.summary["services"]["browse"]["completed"] / 8.0
+    flood = measure_profile(given, Target(realwork), "browse",
+                            [Step(FLOOD_FACTOR * fit.capacity_rps, 8.0)], tmp_path / "flood")
+    served_rps = step_stats(flood.results, flood.window_s, [(0.0, 8.0)], 1.0)[0].served_rps
     print(json.dumps({"workers": fit.workers, "mean_ms": fit.mean_service_ms,
                       "fixed_ms": fit.fixed_ms, "capacity_rps": fit.capacity_rps,
-                      "served_at_2x_rps": served_rps, "dist": fit.choice.dist,
+                      "served_in_flood_rps": served_rps, "dist": fit.choice.dist,
                       "curve": fit.curve_text,
                       **{k: rows[k] for k in ("p50", "p95", "p99")}}))
-    # The capacity is the machine's: a held-out flood at twice the fitted capacity is served
-    # at the fitted rate. Loose bounds on purpose: the generator and the hashing process
-    # share 2 busy cores, and the light-load latency holds CPU scheduling waits.
-    assert served_rps == pytest.approx(fit.capacity_rps, rel=0.25)
+    # The pool has one process: that is the physical truth the fit must find.
+    assert fit.workers == 1
+    # The capacity is the machine's: a held-out flood above the fitted capacity is served at
+    # about the fitted rate. Loose on purpose: the hashing process gets between half a core
+    # and a whole one of the 2 shared cores, depending on the generator and other jobs.
+    assert served_rps == pytest.approx(fit.capacity_rps, rel=0.4)
     assert abs(rows["p95"]["relative_error"]) <= 0.5
