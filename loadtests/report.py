@@ -175,7 +175,10 @@ def _sim_section(run: RunData) -> DocSection | None:
     for row in rows_data:
         fmt = fmt_pct if row["metric"] == "error_rate" else fmt_ms
         error = row.get("relative_error")
-        rows.append((row["service"], row["metric"].replace("_", " "), fmt(row["predicted"]),
+        predicted = fmt(row["predicted"])
+        if row.get("predicted_low") is not None:  # --replications: 95% of single runs
+            predicted += f" ({fmt(max(row['predicted_low'], 0.0))}–{fmt(row['predicted_high'])})"
+        rows.append((row["service"], row["metric"].replace("_", " "), predicted,
                      fmt(row["measured"]), NO_VALUE if error is None else f"{100 * error:+.1f}%"))
     table = Table(
         "Predicted vs measured", ("service", "metric", "simulator", "load test",

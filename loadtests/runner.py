@@ -46,6 +46,7 @@ from loadtests.schedule import ARRIVALS
 from loadtests.summary import TIMESERIES_COLUMNS, RunFacts, build_summary, timeseries_rows
 from sim.errors import LoadTestError
 from sim.model import Scenario, TrafficModel, load_scenario, sampler_for
+from sim.parallel import Where
 from sim.report import ReportFiles
 from sim.runio import atomic_write_csv, atomic_write_json, new_run_dir
 
@@ -84,6 +85,10 @@ class LoadTestConfig:
     insecure: bool = False
     ca_bundle: Path | None = None
     allow_remote: bool = False
+    sim_replications: int | None = None
+    """With ``compare_sim``: simulate this many seeds and judge against their spread."""
+    sim_place: Where = Where()
+    """Where the replicated simulations run (``--jobs``/``--cluster``)."""
 
 
 @dataclass(frozen=True)
@@ -283,7 +288,14 @@ def _finish(config: LoadTestConfig, plan: _Plan, run_dir: Path, host: str,
             spec = scenario.services[name]
             service["mean_service_ms"] = sampler_for(spec.service_time,
                                                      scenario.base_dir).mean_ms
-    if config.compare_sim:
+    if config.compare_sim and config.sim_replications is not None:
+        from loadtests.simreplicate import compare_replicated, simulate_replicated
+
+        summaries = simulate_replicated(scenario, plan.rate_scale, plan.time_scale, plan.span_s,
+                                        merged.window_s, run_dir, config.sim_replications,
+                                        config.sim_place, seed=config.seed)
+        summary["sim_vs_real"] = compare_replicated(summaries, summary)
+    elif config.compare_sim:
         from loadtests.simcompare import compare, simulate_load_test
 
         sim_summary = simulate_load_test(scenario, plan.rate_scale, plan.time_scale,

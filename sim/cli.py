@@ -1,7 +1,8 @@
 """The ``peaksim`` command line: thin typer commands over the domain modules.
 
 This is the only module that imports typer and the only place where domain errors become exit
-codes: 0 ok, 1 an SLO gate failed, 2 bad input or usage, 130 interrupted.
+codes: 0 ok, 1 an SLO gate failed, 2 bad input or usage, 3 a gate on replications is undecided
+(an interval straddles its target), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the files into this directory instead of reports/."),
 ]
+
+
+ReplicationsOpt = Annotated[int | None, typer.Option(
+    "--replications", min=2, help="Run N seeds derived from the scenario's seed and report "
+    "every figure with its 95% interval (Student t); --gate then exits 3 when undecided.")]
+JobsOpt = Annotated[int | None, typer.Option(
+    "--jobs", min=1, help="Local processes for independent runs (default: every core).")]
+ClusterOpt = Annotated[str | None, typer.Option(
+    "--cluster", help="Run on an existing Dask cluster: dask://HOST:PORT of its scheduler.")]
 
 
 @app.command()
@@ -135,6 +145,9 @@ def run(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print summary.json to stdout.")] = False,
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any SLO is missed.")] = False,
+    replications: ReplicationsOpt = None,
+    jobs: JobsOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Simulate a scenario; write summary.json, timeseries.csv and the report."""
     with user_errors():
@@ -144,6 +157,15 @@ def run(
 
         scenario = load_scenario(file)
         console = _err() if as_json else _out()
+        if replications is not None:
+            from sim.parallel import where
+            from sim.study import run_replicated
+
+            code = run_replicated(console, scenario, replications, where(jobs, cluster),
+                                  seed=seed, out=out, variant=policy, as_json=as_json)
+            if gate and code:
+                raise typer.Exit(code)
+            return
         with progress_bar(console, f"simulating {scenario.name}", console.is_terminal) as bar:
             outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar)
         summary = outcome.summary
@@ -170,19 +192,33 @@ def compare(
     seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     out: OutOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+    replications: ReplicationsOpt = None,
+    jobs: JobsOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Run one scenario and seed under several policies; print and write a side-by-side
     comparison."""
     with user_errors():
-        from sim.console import cluster_table, comparison_table, progress_tasks
+        from sim.console import cluster_table, comparison_table, progress_bar
         from sim.model import load_scenario
+        from sim.parallel import where
         from sim.runs import compare_variants, comparison_rows, variant_names
+        from sim.study import done_fraction
 
         scenario = load_scenario(file)
         names = variant_names(scenario, policy or [])
         console = _err() if as_json else _out()
-        with progress_tasks(console, console.is_terminal) as progress:
-            outcome = compare_variants(scenario, names, seed=seed, out=out, progress=progress)
+        place = where(jobs, cluster)
+        if replications is not None:
+            from sim.study import compare_replicated
+
+            compare_replicated(console, scenario, names, replications, place, seed=seed,
+                               out=out, as_json=as_json)
+            return
+        label = f"{len(names)} runs on {place.describe()}"
+        with progress_bar(console, label, console.is_terminal) as bar:
+            outcome = compare_variants(scenario, names, seed=seed, out=out, place=place,
+                                       on_done=done_fraction(bar))
         rows = comparison_rows(outcome.names, outcome.summaries)
         if as_json:
             sys.stdout.write(json.dumps({"scenario": scenario.name, "rows": rows}, indent=2)
@@ -251,6 +287,54 @@ def bench(
         if result.rss_1x_mb is not None and result.rss_10x_mb is not None:
             console.print(f"peak RSS: {result.rss_1x_mb:.0f} MB at 1x duration, "
                           f"{result.rss_10x_mb:.0f} MB at 10x")
+
+
+# --- peaksim sweep (sim/sweep*.py; runs in parallel by sim/parallel.py) ---------------
+
+
+@app.command()
+def sweep(
+    file: ScenarioArg,
+    settings: Annotated[list[str], typer.Option(
+        "--set", help="dotted.path=v1,v2,... of a scenario value; repeat for a grid.")],
+    replications: ReplicationsOpt = None,
+    jobs: JobsOpt = None,
+    cluster: ClusterOpt = None,
+    policy: Annotated[str | None, typer.Option(
+        help="Autoscaling or colocation variant to run at every point.")] = None,
+    seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
+    out: OutOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print sweep.json to stdout.")] = False,
+) -> None:
+    """Run a grid over scenario values; write sweep.csv/.json/.md and a Pareto plot of cost
+    against SLO attainment naming the cheapest point that holds the SLO."""
+    with user_errors():
+        from sim.console import progress_bar
+        from sim.parallel import where
+        from sim.study import (
+            done_fraction,
+            grid,
+            parse_setting,
+            print_sweep,
+            run_sweep,
+            sweep_json,
+            write_sweep,
+        )
+
+        parsed = [parse_setting(s) for s in settings]
+        points = grid(file, parsed)
+        place = where(jobs, cluster)
+        console = _err() if as_json else _out()
+        runs = len(points) * (replications or 1)
+        with progress_bar(console, f"{runs} runs on {place.describe()}",
+                          console.is_terminal) as bar:
+            outcome = run_sweep(points, place, replications=replications, seed=seed,
+                                variant=policy, out=out, on_done=done_fraction(bar))
+        files = write_sweep(outcome, parsed)
+        if as_json:
+            sys.stdout.write(json.dumps(sweep_json(outcome, parsed), indent=2) + "\n")
+            return
+        print_sweep(console, outcome, parsed, files)
 
 
 # --- peaksim report (sim/report*.py) -------------------------------------------------------
@@ -469,6 +553,9 @@ def plan(
     compare: Annotated[bool, typer.Option(
         "--compare", help="--schedule: run every variant and the planned one side by side.")
     ] = False,
+    replications: ReplicationsOpt = None,
+    jobs: JobsOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """How many instances of each service must be ready, and from when, to hold the SLO through
     the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
@@ -488,6 +575,8 @@ def plan(
             ("--scale-down-delay", scale_down_delay != "0")) if given]
         if only and not schedule:
             raise PeaksimError(f"{', '.join(only)}: only with --schedule")
+        if schedule and replications is not None:
+            raise PeaksimError("--replications confirms the peak plan; not with --schedule")
         if schedule:
             _plan_schedule(scenario, console, as_json, headroom=headroom, margin_s=margin_s,
                            seed=seed, out=out, step=step, delay=scale_down_delay,
@@ -522,6 +611,15 @@ def plan(
                 console.print(f"  - {name} not planned: {why}", markup=False)
             console.print(f"{data['simulations']} simulations in {data['wall_s']:.1f} s; "
                           f"report: {outcome.report_html or outcome.run_dir}", markup=False)
+        if replications is not None:
+            from sim.parallel import where
+            from sim.study import confirm_plan_on_intervals
+
+            code = confirm_plan_on_intervals(console, scenario, outcome, replications,
+                                             where(jobs, cluster), seed=seed)
+            if code or not outcome.plan.held:
+                raise typer.Exit(code or 1)
+            return
         if not outcome.plan.held:
             raise typer.Exit(1)
 
@@ -627,6 +725,11 @@ def loadtest(
         help="HTTPS: PEM file of CA certificates to trust.")] = None,
     allow_remote: Annotated[bool, typer.Option(
         "--allow-remote", help="Allow a target that is not a loopback address.")] = False,
+    replications: Annotated[int | None, typer.Option(
+        "--replications", min=2, help="With --compare-sim: simulate N seeds and judge each "
+        "measured figure against the 95% spread of single simulated runs.")] = None,
+    jobs: JobsOpt = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
@@ -634,6 +737,8 @@ def loadtest(
         from loadtests.gate import load_table
         from loadtests.runner import LoadTestConfig, run_loadtest
         from loadtests.simcompare import sim_table
+        from loadtests.simreplicate import sim_interval_table
+        from sim.parallel import where
 
         config = LoadTestConfig(
             Path(file), host=host, local_shop=local_shop, time_scale=time_scale,
@@ -641,7 +746,11 @@ def loadtest(
             compare_sim=compare_sim, arrivals=arrivals, lag_threshold_ms=lag_threshold_ms,
             window_s=window_s, max_users=max_users, max_requests=max_requests,
             request_timeout_s=request_timeout_s, locustfile=locustfile, insecure=insecure,
-            ca_bundle=ca_bundle, allow_remote=allow_remote)
+            ca_bundle=ca_bundle, allow_remote=allow_remote, sim_replications=replications,
+            sim_place=where(jobs, cluster))
+        if replications is not None and not compare_sim:
+            raise PeaksimError("--replications on loadtest needs --compare-sim (the load test "
+                               "itself is one run)")
         console = _out()
         with console.status("starting the load test") as spinner:
             outcome = run_loadtest(config, lambda text: spinner.update(text),
@@ -649,7 +758,9 @@ def loadtest(
         summary = outcome.summary
         console.print(load_table(summary, f"load test of {summary['scenario']} "
                                           f"({summary['loadtest']['target']})"))
-        if "sim_vs_real" in summary:
+        if "sim_vs_real" in summary and replications is not None:
+            console.print(sim_interval_table(summary["sim_vs_real"]))
+        elif "sim_vs_real" in summary:
             console.print(sim_table(summary["sim_vs_real"]))
         verdict = outcome.gate
         colour = {0: "green", 1: "red", 2: "red"}[verdict.exit_code]

@@ -11,6 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from sim.engine import ProgressFn
+from sim.intervals import Interval, fmt_interval
 
 
 def _ms(value: float | None) -> str:
@@ -68,25 +69,6 @@ def progress_bar(console: Console, label: str, enabled: bool) -> Iterator[Progre
         yield lambda fraction: bar.update(task, completed=fraction)
 
 
-@contextmanager
-def progress_tasks(
-    console: Console, enabled: bool
-) -> Iterator[Callable[[str], ProgressFn | None] | None]:
-    """One progress bar per named task (e.g. per policy of a comparison)."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("{task.description:<24}"), BarColumn(),
-               TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=True) as bar:
-
-        def factory(name: str) -> ProgressFn:
-            task = bar.add_task(name, total=1.0)
-            return lambda fraction: bar.update(task, completed=fraction)
-
-        yield factory
-
-
 def comparison_table(rows: list[dict[str, Any]], title: str) -> Table:
     """Policies side by side, one row per policy and service."""
     table = Table(title=title, title_justify="left")
@@ -98,14 +80,41 @@ def comparison_table(rows: list[dict[str, Any]], title: str) -> Table:
     for row in rows:
         table.add_row(
             row["policy"] if row["policy"] != last else "", row["service"],
-            "[green]met[/]" if row["slo_met"] else "[bold red]MISSED[/]",
-            _ms(row["p95_ms"]), _ms(row["p99_ms"]), f"{100 * row['error_rate']:.2f}%",
-            f"{row['timed_out']:,}", f"{row['shed']:,}", f"{row['instance_seconds'] / 3600:,.1f}",
-            str(row["peak_instances"]), str(row["scale_events"]), f"${row['cost']:,.2f}",
-            end_section=False,
+            _SLO_CELLS[row["slo_met"]], _fig(row["p95_ms"], _ms), _fig(row["p99_ms"], _ms),
+            _fig(row["error_rate"], _pct), _fig(row["timed_out"], _count),
+            _fig(row["shed"], _count), _fig(row["instance_seconds"], _hours),
+            _fig(row["peak_instances"], _count), _fig(row["scale_events"], _count),
+            _fig(row["cost"], _dollars), end_section=False,
         )
         last = row["policy"]
     return table
+
+
+_SLO_CELLS = {True: "[green]met[/]", False: "[bold red]MISSED[/]",
+              "undecided": "[bold yellow]undecided[/]"}
+
+
+def _fig(value: float | Interval | None, fmt: Callable[[float | None], str]) -> str:
+    """A figure, or the mean ± 95% half-width of replicated figures, in the same format."""
+    if isinstance(value, Interval):
+        return fmt_interval(value, fmt)
+    return fmt(value)
+
+
+def _pct(fraction: float | None) -> str:
+    return "-" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def _count(value: float | None) -> str:
+    return "-" if value is None else f"{round(value):,}"
+
+
+def _hours(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds / 3600:,.1f}"
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"${value:,.2f}"
 
 
 def cluster_table(rows: list[dict[str, Any]], title: str) -> Table | None:

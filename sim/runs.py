@@ -1,7 +1,9 @@
 """Simulation runs as the CLI starts them: ``peaksim run`` (one scenario), ``peaksim compare``
-(one scenario and seed under several autoscaling or colocation variants) and ``peaksim plan``
-(a capacity plan and its confirming run; with ``--schedule`` the planned schedule, its
-variant, plot and manifests); each writes its run directory and report."""
+(one scenario and seed under several autoscaling or colocation variants, run in parallel by
+sim/parallel.py) and ``peaksim plan`` (a capacity plan and its confirming run; with
+``--schedule`` the planned schedule, its variant, plot and manifests); each writes its run
+directory and report. Replicated runs and sweeps (``--replications``, ``peaksim sweep``) are in
+sim/study/."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.engine import ProgressFn, simulate
+from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, simulate
 from sim.errors import PeaksimError
 from sim.model import Scenario, parse_scenario
+from sim.parallel import DoneFn, Where, map_jobs
 from sim.plan import (
     DEFAULT_HEADROOM,
     DEFAULT_MARGIN_S,
@@ -32,9 +35,14 @@ from sim.plan import (
     schedule_json,
     variant_yaml,
 )
-from sim.runio import atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
+from sim.runio import (
+    atomic_write_bytes,
+    atomic_write_csv,
+    atomic_write_json,
+    atomic_write_text,
+    new_run_dir,
+)
 
-ProgressFactory = Callable[[str], Callable[[float], None] | None]
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -118,29 +126,32 @@ def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
 
 def compare_variants(
     scenario: Scenario, names: Sequence[str], *, seed: int | None = None,
-    out: Path | None = None, progress: ProgressFactory | None = None,
+    out: Path | None = None, place: Where | None = None, on_done: DoneFn | None = None,
 ) -> CompareOutcome:
-    """Run ``scenario`` under every variant in ``names`` with the same seed; write one run
-    directory per variant under the comparison directory, and the comparison report."""
+    """Run ``scenario`` under every variant in ``names`` with the same seed, in parallel where
+    ``place`` says (default: one after the other here); write one run directory per variant
+    under the comparison directory, and the comparison report."""
+    place = place or Where()
+    run_seed = scenario.seed if seed is None else seed
+    jobs = [SimJob(scenario, name, run_seed) for name in names]
     out_dir = new_run_dir(scenario.name, out, kind="compare")
-    run_dirs, summaries = [], []
-    for name in names:
-        bar = progress(name) if progress is not None else None
-        result = simulate(scenario, variant=name, seed=seed, progress=bar)
-        run_dir = out_dir / name
-        run_dir.mkdir(parents=True, exist_ok=True)
-        result.write(run_dir)
-        run_dirs.append(run_dir)
-        summaries.append(result.summary())
-    report_html = _write_reports(out_dir, run_dirs, list(names))
-    return CompareOutcome(out_dir, list(names), run_dirs, summaries, report_html)
+    run_dirs = [out_dir / name for name in names]
+
+    def finished(index: int, output: SimOutput) -> None:
+        # written as soon as the variant finishes (Ctrl-C keeps it); its report is drawn here
+        # while the pool simulates the other variants
+        output.write(run_dirs[index])
+        _write_report(run_dirs[index])
+
+    outputs = map_jobs(run_sim_job, jobs, place, on_done, finished)
+    report_html = _write_comparison(out_dir, run_dirs, list(names))
+    return CompareOutcome(out_dir, list(names), run_dirs, [o.summary for o in outputs],
+                          report_html)
 
 
-def _write_reports(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path:
-    from sim.report import write_comparison_report, write_report
+def _write_comparison(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path:
+    from sim.report import write_comparison_report
 
-    for run_dir in run_dirs:
-        write_report(run_dir)
     return write_comparison_report(out_dir, run_dirs, names).html
 
 
@@ -276,3 +287,67 @@ def _compare(outcome: ScheduleOutcome, scenario: Scenario, copy_text: str,
     result = compare_variants(copy, names, seed=seed, out=outcome.run_dir / "compare")
     outcome.compare_rows = comparison_rows(result.names, result.summaries)
     outcome.compare_html = result.report_html
+
+
+# --- one simulation as a job (for process pools and Dask workers) ----------------------
+
+WALL_CLOCK_FIELDS = ("wall_s", "started_at", "sim_requests_per_s")
+"""summary.json fields that depend on when and how fast a run ran, not on what it simulated:
+a run's summary is reproducible from scenario, variant and seed with these left aside."""
+
+BAND_COLUMNS = ("offered_rps", "instances_ready", "utilization", "p95_ms", "p99_ms")
+"""Per-tick columns kept for the mean-and-band plots of replicated runs."""
+
+
+@dataclass(frozen=True)
+class SimJob:
+    """Simulate ``scenario`` under ``variant`` (None: its default) with ``seed``."""
+
+    scenario: Scenario
+    variant: str | None
+    seed: int
+    rows: bool = True
+    """Also return timeseries.csv's rows (a run directory is to be written)."""
+    instances: dict[str, int] | None = None
+    """Fixed instance counts (no autoscaler), as ``simulate`` takes them."""
+    rate_scale: float = 1.0
+    time_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class SimOutput:
+    """What a job found: summary.json's content, and the per-tick data asked for."""
+
+    summary: dict[str, Any]
+    series: dict[str, dict[str, list[float]]]
+    """Per service, the ``BAND_COLUMNS`` per tick (NaN where a tick had no completions)."""
+    tick_s: float
+    rows: list[list[Any]] | None = None
+    cluster_table: tuple[list[str], list[list[Any]]] | None = None
+
+    def write(self, run_dir: Path) -> None:
+        """Write summary.json, timeseries.csv (and cluster.csv) into ``run_dir``, atomically."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if self.rows is not None:
+            atomic_write_csv(run_dir / "timeseries.csv", TIMESERIES_COLUMNS, self.rows)
+        if self.cluster_table is not None:
+            atomic_write_csv(run_dir / CLUSTER_FILE, *self.cluster_table)
+        atomic_write_json(run_dir / "summary.json", self.summary)
+
+
+def run_sim_job(job: SimJob) -> SimOutput:
+    """Run one job (module-level, so that process pools and Dask can ship it)."""
+    result = simulate(job.scenario, variant=job.variant, seed=job.seed, instances=job.instances,
+                      rate_scale=job.rate_scale, time_scale=job.time_scale)
+    series = {name: {column: [float(v) for v in s.columns[column]] for column in BAND_COLUMNS}
+              for name, s in result.services.items()}
+    return SimOutput(
+        summary=result.summary(), series=series, tick_s=result.tick_s,
+        rows=result.timeseries_rows() if job.rows else None,
+        cluster_table=result.cluster_table if job.rows else None,
+    )
+
+
+def reproducible(summary: dict[str, Any]) -> dict[str, Any]:
+    """``summary`` without its wall-clock fields (two runs of one job give equal dicts)."""
+    return {key: value for key, value in summary.items() if key not in WALL_CLOCK_FIELDS}

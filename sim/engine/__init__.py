@@ -10,10 +10,12 @@ from sim.engine.control import Controller, MetricWindow, Sample, build_controlle
 from sim.engine.oracle import simulate_oracle
 from sim.engine.plane_state import Chooser
 from sim.engine.pool import GeneralBatch, Queue, serve_fast, serve_general
-from sim.engine.result import RunResult
+from sim.engine.result import CLUSTER_FILE, TIMESERIES_COLUMNS, RunResult
 from sim.engine.simulation import ProgressFn, Simulation, simulate
 
 __all__ = [
+    "CLUSTER_FILE",
+    "TIMESERIES_COLUMNS",
     "Chooser",
     "Controller",
     "GeneralBatch",

@@ -31,7 +31,13 @@ from sim.model.cluster_config import (
     check_cluster,
 )
 from sim.model.interference import node_cpu_utilization
-from sim.model.loader import load_scenario, parse_scenario
+from sim.model.loader import (
+    load_scenario,
+    parse_scenario,
+    read_scenario_data,
+    scenario_from_data,
+    yaml_value,
+)
 from sim.model.requests_config import (
     ENV_NAME,
     TEMPLATE_FUNCTIONS,
@@ -99,5 +105,8 @@ __all__ = [
     "node_cpu_utilization",
     "parse_scenario",
     "read_batch_task_csv",
+    "read_scenario_data",
     "sampler_for",
+    "scenario_from_data",
+    "yaml_value",
 ]

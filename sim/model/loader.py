@@ -28,20 +28,53 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
     """Validate the scenario file at ``path``; raise ``ScenarioError`` listing every problem."""
     file = str(path)
+    return parse_scenario(_read_text(file), file, base_dir=str(Path(file).resolve().parent))
+
+
+def _read_text(file: str) -> str:
     try:
-        text = Path(file).read_text(encoding="utf-8")
+        return Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, "", "file not found")]) from None
     except IsADirectoryError:
         raise ScenarioError([Problem(file, "", "is a directory, expected a YAML file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([Problem(file, "", f"cannot read file: {exc}")]) from None
-    return parse_scenario(text, file, base_dir=str(Path(file).resolve().parent))
 
 
 def parse_scenario(text: str, file: str = "<string>", base_dir: str = ".") -> Scenario:
     """Validate scenario YAML ``text``; ``file`` is only used in messages."""
     data, lines, duplicates = _read_yaml(text, file)
+    return scenario_from_data(data, file, base_dir, lines, duplicates)
+
+
+def read_scenario_data(path: str | os.PathLike[str]) -> tuple[Any, dict[PathKey, int]]:
+    """The scenario file's YAML as plain data and the line of every key (for tools that change
+    values before validating them, like ``peaksim sweep``)."""
+    file = str(path)
+    data, lines, duplicates = _read_yaml(_read_text(file), file)
+    if duplicates:
+        raise ScenarioError(duplicates)
+    return data, lines
+
+
+def yaml_value(text: str) -> Any:
+    """A value written on a command line, read as the same value in a scenario file would be
+    (``23:30`` stays a clock time, ``8`` is a number, ``[1, 2]`` a list)."""
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
+
+
+def scenario_from_data(
+    data: Any, file: str, base_dir: str, lines: dict[PathKey, int] | None = None,
+    duplicates: list[Problem] | None = None,
+) -> Scenario:
+    """Validate plain scenario data as if read from ``file`` (lines for messages)."""
+    lines = lines or {}
+    duplicates = duplicates or []
     if data is None:
         raise ScenarioError([Problem(file, "", "file is empty, expected a scenario mapping")])
     if not isinstance(data, dict):

@@ -6,11 +6,14 @@ passed in; this package knows nothing of them. May import the foundation modules
 ``sim.model`` and ``sim.plan`` (the plan file's name); never ``sim.engine`` or ``loadtests``.
 """
 
+from sim.report.ci import render_markdown, render_md_table
 from sim.report.cluster_data import CLUSTER_COLUMNS
 from sim.report.curve import write_curve
 from sim.report.data import REQUIRED_COLUMNS, RunData, ServiceSeries, load_run
 from sim.report.derive import Window, capacity_rps, cumulative_cost, miss_windows
 from sim.report.document import (
+    MET,
+    MISSED,
     NO_VALUE,
     DocSection,
     ReportDoc,
@@ -24,6 +27,7 @@ from sim.report.document import (
     fmt_pct,
     objective_label,
 )
+from sim.report.html import render_html
 from sim.report.plan_section import plan_table
 from sim.report.plots import (
     CLUSTER_SECTION,
@@ -36,13 +40,18 @@ from sim.report.plots import (
 from sim.report.plotting import (
     BATCH_COLOUR,
     ONLINE_COLOUR,
+    clock_axis,
+    clock_ticks,
     empty_note,
     latency_axis,
     legend_outside,
     new_figure,
+    new_grid,
     service_colour,
     service_title,
     to_png,
+    to_png_aligned,
+    variant_colour,
 )
 from sim.report.schedule_section import PLOT_FILE as SCHEDULE_PLOT_FILE
 from sim.report.schedule_section import plot_schedule
@@ -58,6 +67,16 @@ from sim.report.writer import (
 __all__ = [
     "SCHEDULE_PLOT_FILE",
     "plot_schedule",
+    "MET",
+    "MISSED",
+    "clock_axis",
+    "clock_ticks",
+    "new_grid",
+    "render_html",
+    "render_markdown",
+    "render_md_table",
+    "to_png_aligned",
+    "variant_colour",
     "BATCH_COLOUR",
     "CLUSTER_COLUMNS",
     "CLUSTER_SECTION",

@@ -1,0 +1,135 @@
+"""Terminal output of replicated runs, comparisons, plans and sweeps (the CLI's rich side).
+
+Each function runs the domain call with a progress bar over finished runs, prints what a user
+reads (tables of already formatted cells, one line per objective, the gate's verdict) and
+returns what the CLI needs for its exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from sim.console import comparison_table, progress_bar
+from sim.model import Scenario
+from sim.parallel import DoneFn, Where
+from sim.report import Table as ModelTable
+from sim.runs import PlanOutcome
+from sim.study.compare import differences, replicated_rows, rows_json
+from sim.study.plan import confirm_plan
+from sim.study.replicated import compare_replications, run_replications
+from sim.study.report import (
+    comparison_headline,
+    differences_table,
+    figures_table,
+    headline,
+    verdict_lines,
+)
+from sim.study.sweep import Setting
+from sim.study.sweep_report import SweepFiles, cheapest_sentence, sweep_table
+from sim.study.sweep_runs import SweepOutcome
+
+_GATE_WORDS = {"pass": ("green", "PASS"), "fail": ("red", "FAIL"),
+               "undecided": ("yellow", "UNDECIDED")}
+
+
+def done_fraction(bar: Callable[[float], None] | None) -> DoneFn | None:
+    """A progress bar fed with finished jobs out of all jobs."""
+    if bar is None:
+        return None
+    return lambda done, total: bar(done / total)
+
+
+def model_table(model: ModelTable) -> Table:
+    """A report table (already formatted cells) as a terminal table."""
+    table = Table(title=model.title, title_justify="left", caption=model.note or None,
+                  caption_justify="left")
+    for column, align in zip(model.header, model.align, strict=True):
+        table.add_column(column, justify="right" if align == "r" else "left")
+    for row in model.rows:
+        table.add_row(*row)
+    return table
+
+
+def gate_line(console: Console, decision: str, text: str) -> None:
+    """``PASS``/``FAIL``/``UNDECIDED`` in colour, then ``text``."""
+    colour, word = _GATE_WORDS[decision]
+    console.print(f"[bold {colour}]{word}[/] {escape(text)}")
+
+
+def run_replicated(console: Console, scenario: Scenario, n: int, place: Where, *,
+                   seed: int | None, out: Path | None, variant: str | None,
+                   as_json: bool) -> int:
+    """``peaksim run --replications``; returns the gate's exit code (0, 1 or 3)."""
+    with progress_bar(console, f"{n} replications on {place.describe()}",
+                      console.is_terminal) as bar:
+        outcome = run_replications(scenario, n, place, seed=seed, variant=variant, out=out,
+                                   on_done=done_fraction(bar))
+    rep = outcome.replicated
+    if as_json:
+        sys.stdout.write(json.dumps(rep.to_json(), indent=2) + "\n")
+        return rep.exit_code
+    console.print(model_table(figures_table([rep.policy], [rep])), markup=False)
+    for line in verdict_lines("", rep):
+        console.print(f"  - {line.text}", markup=False)
+    gate_line(console, str(rep.decision), headline(rep.decision, rep.replications_needed, n))
+    console.print(f"report: {outcome.report_html}", markup=False)
+    return rep.exit_code
+
+
+def compare_replicated(console: Console, scenario: Scenario, names: Sequence[str], n: int,
+                       place: Where, *, seed: int | None, out: Path | None,
+                       as_json: bool) -> None:
+    """``peaksim compare --replications``: the table with intervals and the significant
+    differences against the first variant."""
+    label = f"{len(names)} variants x {n} replications on {place.describe()}"
+    with progress_bar(console, label, console.is_terminal) as bar:
+        outcome = compare_replications(scenario, names, n, place, seed=seed, out=out,
+                                       on_done=done_fraction(bar))
+    rows = replicated_rows(names, outcome.variants)
+    diffs = differences(names, outcome.variants, base_index=0)
+    if as_json:
+        sys.stdout.write(json.dumps({"scenario": scenario.name, "replications": n,
+                                     "seeds": list(outcome.variants[0].seeds),
+                                     "rows": rows_json(rows),
+                                     "differences": [d.to_json() for d in diffs]},
+                                    indent=2) + "\n")
+        return
+    console.print(comparison_table(rows, f"{scenario.name}: {len(names)} policies, {n} "
+                                         f"replications, mean ± 95% half-width (Student t)"))
+    significant = [d for d in diffs if d.significant]
+    console.print(model_table(differences_table(significant)), markup=False)
+    console.print(comparison_headline(names, outcome.variants)[0], markup=False)
+    console.print(f"{len(significant)} of {len(diffs)} differences against {names[0]} are "
+                  f"significant (paired by seed); all pairs: "
+                  f"{outcome.out_dir / 'differences.json'}", markup=False)
+    console.print(f"report: {outcome.report_html}", markup=False)
+
+
+def confirm_plan_on_intervals(console: Console, scenario: Scenario, outcome: PlanOutcome,
+                              n: int, place: Where, *, seed: int | None) -> int:
+    """``peaksim plan --replications``: confirm the counts; returns the exit code (0, 1, 3)."""
+    with progress_bar(console, f"confirming the plan over {n} replications",
+                      console.is_terminal) as bar:
+        rep = confirm_plan(scenario, outcome.plan, n, place, outcome.run_dir, seed=seed,
+                           on_done=done_fraction(bar))
+    for line in verdict_lines("", rep):
+        console.print(f"  - {line.text}", markup=False)
+    gate_line(console, str(rep.decision), "recommended counts over the whole run: "
+              + headline(rep.decision, rep.replications_needed, n))
+    return rep.exit_code
+
+
+def print_sweep(console: Console, outcome: SweepOutcome, settings: Sequence[Setting],
+                files: SweepFiles) -> None:
+    """The sweep's table, the cheapest point that holds, and where the files are."""
+    console.print(model_table(sweep_table(outcome, settings)), markup=False)
+    console.print(cheapest_sentence(outcome), markup=False)
+    console.print(f"wrote {files.csv}, {files.json.name}, {files.markdown.name} and "
+                  f"{files.plot.name}", markup=False)
