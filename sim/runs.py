@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.engine import ProgressFn, simulate
 from sim.errors import PeaksimError
@@ -34,6 +34,9 @@ from sim.plan import (
 )
 from sim.runio import atomic_write_bytes, atomic_write_json, atomic_write_text, new_run_dir
 
+if TYPE_CHECKING:
+    from sim.report import ReportFiles
+
 ProgressFactory = Callable[[str], Callable[[float], None] | None]
 
 @dataclass(frozen=True)
@@ -51,6 +54,8 @@ def run_scenario(
 ) -> RunOutcome:
     """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files."""
     result = simulate(scenario, variant=variant, seed=seed, progress=progress)
+    if progress is not None:
+        progress(1.0)  # simulated; what follows is writing the files
     run_dir = new_run_dir(scenario.name, out)
     result.write(run_dir)
     return RunOutcome(run_dir, result.summary(), _write_report(run_dir))
@@ -95,7 +100,11 @@ class CompareOutcome:
     names: list[str]
     run_dirs: list[Path]
     summaries: list[dict[str, Any]]
-    report_html: Path
+    report: ReportFiles
+
+    @property
+    def report_html(self) -> Path:
+        return self.report.html
 
 
 def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
@@ -127,21 +136,23 @@ def compare_variants(
     for name in names:
         bar = progress(name) if progress is not None else None
         result = simulate(scenario, variant=name, seed=seed, progress=bar)
+        if bar is not None:
+            bar(1.0)
         run_dir = out_dir / name
         run_dir.mkdir(parents=True, exist_ok=True)
         result.write(run_dir)
         run_dirs.append(run_dir)
         summaries.append(result.summary())
-    report_html = _write_reports(out_dir, run_dirs, list(names))
-    return CompareOutcome(out_dir, list(names), run_dirs, summaries, report_html)
+    report = _write_reports(out_dir, run_dirs, list(names))
+    return CompareOutcome(out_dir, list(names), run_dirs, summaries, report)
 
 
-def _write_reports(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path:
+def _write_reports(out_dir: Path, run_dirs: list[Path], names: list[str]) -> ReportFiles:
     from sim.report import write_comparison_report, write_report
 
     for run_dir in run_dirs:
         write_report(run_dir)
-    return write_comparison_report(out_dir, run_dirs, names).html
+    return write_comparison_report(out_dir, run_dirs, names)
 
 
 def comparison_rows(names: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[dict]:

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, int] = {
     # foundation modules: they import nothing else of peaksim
     "sim": 0, "sim.errors": 0, "sim.units": 0, "sim.schema": 0, "sim.runio": 0, "sim.metrics": 0,
+    "sim.termtable": 0,
     "sim.policies": 0,
     "sim.policies.autoscaling": 1,
     "sim.model": 2,
@@ -33,7 +34,8 @@ LAYERS: dict[str, int] = {
 }
 """Each unit's layer: a unit may import units of a lower layer, and its own modules."""
 
-FOUNDATION = {"sim", "sim.errors", "sim.units", "sim.schema", "sim.runio", "sim.metrics"}
+FOUNDATION = {"sim", "sim.errors", "sim.units", "sim.schema", "sim.runio", "sim.metrics",
+              "sim.termtable"}
 
 
 def module_name(path: Path) -> str:

@@ -23,6 +23,7 @@ from sim.report.document import (
     fmt_objective,
     fmt_pct,
     objective_label,
+    plural,
 )
 from sim.report.plan_section import plan_table
 from sim.report.plots import (
@@ -93,6 +94,7 @@ __all__ = [
     "miss_windows",
     "new_figure",
     "objective_label",
+    "plural",
     "plan_table",
     "regenerate",
     "service_colour",

@@ -50,12 +50,13 @@ def clock_ticks(
 
 def clock_axis(
     ax: Axes, start_clock_s: float | None, label: bool = True,
-    span_s: tuple[float, float] | None = None,
+    span_s: tuple[float, float] | None = None, most: int = 9,
 ) -> None:
-    """Label the x axis (seconds from t=0) with wall-clock times on round clock ticks."""
+    """Label the x axis (seconds from t=0) with wall-clock times on round clock ticks (at most
+    ``most``: fewer on a narrow panel)."""
     t0, t1 = span_s if span_s is not None else ax.get_xlim()
     ax.set_xlim(t0, t1)
-    ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s)))
+    ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s, most)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: clock_label(x, start_clock_s)))
     if label:
         ax.set_xlabel("time of day" if start_clock_s is not None else "time since start")
@@ -166,6 +167,39 @@ def latency_axis(ax: Axes) -> None:
     ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: format_ms(y)))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda _y, _p: ""))
     ax.set_ylabel("latency")
+
+
+SLO_COLOUR = "#c00000"
+"""The colour of SLO targets in every plot."""
+
+
+def slo_line(ax: Axes, target_ms: float, label: str) -> None:
+    """An SLO target on a latency axis: a dashed line labelled with its value (``"p99 SLO
+    300 ms"``) inside the panel, and the axis extended so the line never sits on the edge.
+    Call after the data are drawn and ``latency_axis`` is set."""
+    ax.axhline(target_ms, color=SLO_COLOUR, lw=1.0, ls="--")
+    bottom, top = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    headroom = target_ms * 2.0 if log else target_ms * 1.25
+    if top < headroom:
+        ax.set_ylim(bottom, headroom)
+    ax.annotate(f"{label} {format_ms(target_ms)}", xy=(1.0, target_ms),
+                xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                textcoords="offset points", ha="right", va="bottom", fontsize="small",
+                color=SLO_COLOUR,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+
+
+def neutral_legend(ax: Axes, entries: Sequence[tuple[str, str, float, str]],
+                   below: float = -0.32) -> None:
+    """A legend under ``ax`` for entries drawn in each service's colour: line styles only
+    (``(label, linestyle, linewidth, colour)``), so no entry reads as one service's."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls=ls, lw=lw, color=colour, label=label)
+               for label, ls, lw, colour in entries]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, below), ncol=3,
+              frameon=False, fontsize="small")
 
 
 def legend_outside(ax: Axes) -> None:
