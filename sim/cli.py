@@ -90,6 +90,11 @@ def _print_headline(console: Console, met: bool | None, headline: str) -> None:
     from rich.markup import escape
 
     mark = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[bold]NO SLO[/]"}
+    word = headline.split(":", 1)[0]
+    if word in ("PASS", "FAIL", "INCONCLUSIVE"):  # a load test's gate names its own verdict
+        colour = "green" if word == "PASS" else "red"
+        console.print(f"[bold {colour}]{word}[/]{escape(headline[len(word):])}")
+        return
     console.print(f"{mark[met]} {escape(headline)}")
 
 
@@ -498,7 +503,9 @@ def plan(
             with console.status(label) as status:
                 outcome = plan_scenario(
                     scenario, headroom=headroom, margin_s=margin_s, seed=seed, out=out,
-                    on_trial=lambda what: status.update(f"{label}: simulating the {what}"))
+                    on_trial=lambda what: status.update(
+                        f"{label}: {what}" if what == "writing report"
+                        else f"{label}: simulating the {what}"))
         else:
             outcome = plan_scenario(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
                                     out=out)

@@ -86,6 +86,8 @@ def plan_scenario(
     recommended counts (summary.json, timeseries.csv), plan.json and the report."""
     plan, result = make_plan(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
                              on_trial=on_trial)
+    if on_trial is not None:
+        on_trial("writing report")
     run_dir = new_run_dir(scenario.name, out, kind="plan")
     result.write(run_dir)
     atomic_write_json(run_dir / PLAN_FILE, plan.to_json())
