@@ -632,6 +632,8 @@ def loadtest(
         help="HTTPS: PEM file of CA certificates to trust.")] = None,
     allow_remote: Annotated[bool, typer.Option(
         "--allow-remote", help="Allow a target that is not a loopback address.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the gate's verdict and summary.json as JSON.")] = False,
 ) -> None:
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
@@ -649,7 +651,7 @@ def loadtest(
             window_s=window_s, max_users=max_users, max_requests=max_requests,
             request_timeout_s=request_timeout_s, locustfile=locustfile, insecure=insecure,
             ca_bundle=ca_bundle, allow_remote=allow_remote)
-        console = _out()
+        console = _err() if as_json else _out()
         printer = lambda text: console.print(text, markup=False)  # noqa: E731
         if _animate(console):
             with console.status("starting the load test") as spinner:
@@ -660,12 +662,21 @@ def loadtest(
             outcome = run_loadtest(config, step_printer(console), printer)
         summary = outcome.summary
         _job_summary(outcome.report.markdown)
+        verdict = outcome.gate
+        if as_json:
+            _print_json({"gate": {"exit_code": verdict.exit_code, "headline": verdict.headline,
+                                  "reasons": list(verdict.reasons)},
+                         "report": str(outcome.report.html), "summary": summary})
+            if outcome.interrupted:
+                raise typer.Exit(130)
+            if gate and verdict.exit_code:
+                raise typer.Exit(verdict.exit_code)
+            return
         show_table(console, load_table(summary, f"load test of {summary['scenario']} "
                                                 f"({summary['loadtest']['target']})"))
         if "sim_vs_real" in summary:
             show_table(console, sim_table(summary["sim_vs_real"]))
         print_paths(console, "report:", outcome.report.html)
-        verdict = outcome.gate
         for reason in verdict.reasons:
             console.print(f"  - {reason}", markup=False)
         colour = {0: "green", 1: "red", 2: "red"}[verdict.exit_code]
