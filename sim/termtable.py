@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from rich import box
+from rich.cells import cell_len
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
@@ -111,14 +112,14 @@ class TextTable:
 
 
 def _longest_word(text: str) -> int:
-    return max((len(word) for word in text.split()), default=0)
+    return max((cell_len(word) for word in text.split()), default=0)
 
 
 def column_widths(table: TextTable, wrap_headers: bool = True) -> list[int]:
-    """Each column's width: its widest cell, and at least its longest header word (its whole
-    header when not ``wrap_headers``)."""
-    return [max([_longest_word(c.header) if wrap_headers else len(c.header),
-                 *(len(row[i]) for row in table.rows)])
+    """Each column's width in terminal cells (a CJK character takes two): its widest cell, and
+    at least its longest header word (its whole header when not ``wrap_headers``)."""
+    return [max([_longest_word(c.header) if wrap_headers else cell_len(c.header),
+                 *(cell_len(row[i]) for row in table.rows)])
             for i, c in enumerate(table.columns)]
 
 
@@ -182,7 +183,7 @@ def _shown_rows(table: TextTable) -> list[tuple[str, ...]]:
     shown, last = [], None
     for row in table.rows:
         cells = row
-        if table.blank_repeats and table.rows and row[0] == last:
+        if table.blank_repeats and row[0] == last:
             cells = ("", *row[1:])
         last = row[0]
         shown.append(cells)
@@ -210,7 +211,8 @@ def _boxed(table: TextTable, indexes: list[int], widths: list[int]) -> Table:
 def _stacked(table: TextTable, width: int) -> list[RenderableType]:
     """One block per row: the key cells as a heading, then ``header  value`` lines."""
     keys = [i for i, c in enumerate(table.columns) if c.key] or [0]
-    label_width = max(len(c.header) for i, c in enumerate(table.columns) if i not in keys)
+    label_width = max((cell_len(c.header) for i, c in enumerate(table.columns) if i not in keys),
+                      default=0)
     label_width = min(label_width, max(8, width // 3))
     blocks: list[RenderableType] = []
     for row in table.rows:
@@ -221,7 +223,7 @@ def _stacked(table: TextTable, width: int) -> list[RenderableType]:
                 continue
             label = column.header
             lines = [f"  {label:<{label_width}}  "]
-            if len(lines[0]) + len(row[i]) > width:
+            if cell_len(lines[0]) + cell_len(row[i]) > width:
                 lines = [f"  {label}", "    "]
             text = Text("\n".join(lines))
             text.append(row[i], style=table.cell_style(row[i]) or "")
