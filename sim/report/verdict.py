@@ -118,7 +118,8 @@ def judge(run: RunData) -> RunVerdict:
         headline = (f"SLO met: all {len(judged)} services held their SLOs." if len(judged) > 1
                     else f"SLO met: {judged[0].service} held its SLO.")
     else:
-        headline = (f"SLO missed: {len(missed)} of {plural(len(judged), 'service')} missed "
+        headline = (f"SLO missed: {missed[0]} missed its SLO." if len(judged) == 1 else
+                    f"SLO missed: {len(missed)} of {plural(len(judged), 'service')} missed "
                     f"({', '.join(missed)}).")
     return RunVerdict(not missed, headline, verdicts)
 
