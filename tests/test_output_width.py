@@ -128,6 +128,8 @@ def test_run_and_compare_fit_the_terminal_width(
     for name, s in summary["services"].items():
         assert name in run.stdout and f"{s['requests']:,}" in run.stdout
     assert lines_of(run.stdout)[-1].startswith("FAIL SLO missed by: payment-gateway")
+    if width == 120:
+        return  # compare at 120 columns: the piped test below
 
     compare = runner.invoke(app, ["compare", str(long_scenario), "--out",
                                   str(tmp_path / "c")], env=env)
