@@ -536,7 +536,6 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
                    write_variant: str | None, emit: tuple[str, Path] | None,
                    compare: bool) -> None:
     """``peaksim plan --schedule`` (sim/plan_schedule*.py): print the schedule and verdict."""
-    from rich.markup import escape
 
     from sim.console import comparison_table
     from sim.model import Scenario
@@ -557,22 +556,18 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
             scenario, options, out=out, write_variant=write_variant, emit=emit,
             compare=compare, on_trial=lambda what: status.update(f"{label}: simulating {what}"))
     data = outcome.data
+    if outcome.report_html is not None:
+        _job_summary(outcome.report_html.with_name("report.md"))
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        table = Table(title=f"schedule for {scenario.name} — step {step}, headroom "
-                            f"{headroom:.0%}", title_justify="left")
-        for column in SCHEDULE_HEADER:
-            table.add_column(column, justify="right" if column in ("min", "peak", "cost")
-                             else "left")
-        for row in schedule_rows(data):
-            table.add_row(*row)
-        console.print(table, markup=False)
+        show_table(console, TextTable.of(
+            f"schedule for {scenario.name} — step {step}, headroom {headroom:.0%}",
+            SCHEDULE_HEADER, ["r" if c in ("min", "peak", "cost") else "l"
+                              for c in SCHEDULE_HEADER], list(schedule_rows(data))))
         if outcome.compare_rows:
-            console.print(comparison_table(outcome.compare_rows, "the planned variant next to "
-                                                                 "the scenario's"))
-        mark = "[bold green]PASS[/]" if data["held"] else "[bold red]FAIL[/]"
-        console.print(f"{mark} {escape(schedule_verdict(data))}")
+            show_table(console, comparison_table(outcome.compare_rows, "the planned variant "
+                                                                       "next to the scenario's"))
         for name, why in data["skipped"].items():
             console.print(f"  - {name} not planned: {why}", markup=False)
         console.print(f"variant {outcome.variant_name} (ready to paste): "
@@ -583,8 +578,9 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
                           markup=False)
         for path in outcome.emitted:
             console.print(f"wrote {path}", markup=False)
-        console.print(f"{data['simulations']} simulations in {data['wall_s']:.1f} s; report: "
-                      f"{outcome.report_html or outcome.run_dir}", markup=False)
+        print_paths(console, f"{data['simulations']} simulations in {data['wall_s']:.1f} s; "
+                             "report:", outcome.report_html or outcome.run_dir)
+        _print_headline(console, data["held"], schedule_verdict(data))
     if not data["held"]:
         raise typer.Exit(1)
 

@@ -17,7 +17,7 @@ import sim.report.plots as report_plots
 from loadtests.report_plots import window_edges
 from sim.report import load_run, service_colour
 from sim.report.compare import build_comparison
-from sim.report.plotting import SLO_COLOUR
+from sim.report.plotting import BOOT_COLOUR, MIN_MARK, SLO_COLOUR
 
 
 @pytest.fixture
@@ -70,9 +70,9 @@ def test_booting_instances_get_a_visible_bar_with_their_count(
     assert bars, "no booting bar"
     span = run.summary.duration_s
     for bar in browse.patches:
-        if to_hex(bar.get_facecolor()) == report_plots._BOOT_COLOUR:
+        if to_hex(bar.get_facecolor()) == BOOT_COLOUR:
             x0, x1 = bar.get_x(), bar.get_x() + bar.get_width()
-            assert x1 - x0 >= report_plots._MIN_MARK * span * 0.999
+            assert x1 - x0 >= MIN_MARK * span * 0.999
     assert f"+{booting.max():.0f}" in [t.get_text() for t in browse.texts]
 
 

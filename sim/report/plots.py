@@ -32,6 +32,7 @@ from sim.report.derive import (
 from sim.report.document import fmt_money, fmt_ms, objective_label
 from sim.report.plotting import (
     SLO_COLOUR,
+    booting_marks,
     clock_axis,
     latency_axis,
     legend_outside,
@@ -51,10 +52,6 @@ _ERROR_KINDS = (("timed_out", "timed out", "#b2182b"), ("shed", "shed", "#ef8a62
 _SLO_COLOUR = SLO_COLOUR
 _KEY = "#555555"
 """Legend colour of a line drawn in each service's own colour."""
-_BOOT_COLOUR = "#d95f02"
-"""Bars marking booting instances in instances.png."""
-_MIN_MARK = 0.006
-"""Narrowest booting bar, as a fraction of the time axis (about 5 px at the report's size)."""
 _PANEL_IN = 2.5
 _ZOOM_BEFORE_S, _ZOOM_AFTER_S = 600.0, 1200.0
 
@@ -151,28 +148,14 @@ def plot_instances(run: RunData) -> bytes:
                         edgecolor="#6f6f6f", lw=0.0, label="booting")
         ax.step(series.t_s + tick, series["instances_desired"], where="pre", color="#222222",
                 lw=1.0, ls="--", label="desired")
-        _booting_marks(ax, series, tick, run.summary.duration_s)
+        booting_marks(ax, series.t_s, series["instances_booting"], tick,
+                      run.summary.duration_s)
         service_title(ax, name, names)
         ax.set_ylabel("instances")
         ax.set_ylim(bottom=0)
         legend_outside(ax)
 
     return service_panels(run, draw)
-
-
-def _booting_marks(ax: Axes, series: ServiceSeries, tick_s: float, span_s: float) -> None:
-    """Each stretch of booting instances as a dark bar along the bottom with its largest count
-    (``+14``): a one-minute boot is a sliver of a two-hour axis, so a bar is drawn at least
-    ``_MIN_MARK`` of the axis wide, from where the boot starts."""
-    booting = series["instances_booting"]
-    stretches = miss_windows(series.t_s, booting, 0.0, tick_s, merge_gap_ticks=0)
-    for n, w in enumerate(stretches):
-        end = max(w.end_s, w.start_s + _MIN_MARK * span_s)
-        ax.axvspan(w.start_s, end, ymin=0.0, ymax=0.05, color=_BOOT_COLOUR, lw=0,
-                   label="booting, +most at once" if n == 0 else None)
-        ax.annotate(f"+{w.worst:.0f}", xy=(w.start_s, 0.05), xycoords=("data", "axes fraction"),
-                    xytext=(0, 2), textcoords="offset points", fontsize="x-small",
-                    color=_BOOT_COLOUR, ha="left", va="bottom")
 
 
 def plot_latency(run: RunData) -> bytes:

@@ -236,3 +236,29 @@ def empty_note(ax: Axes, text: str) -> None:
     """Say in the panel that there is nothing to draw (rather than an empty frame)."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#4d4d4d")
     ax.set_ylim(0, 1)
+
+
+BOOT_COLOUR = "#d95f02"
+"""Bars marking booting instances (instances.png)."""
+MIN_MARK = 0.006
+"""Narrowest booting bar, as a fraction of the time axis (about 5 px at the report's size)."""
+
+
+def booting_marks(ax: Axes, t_s: np.ndarray, booting: np.ndarray, tick_s: float,
+                  span_s: float) -> None:
+    """Each stretch of ticks with booting instances as a dark bar along the bottom of ``ax``
+    with its largest count (``+14``): a one-minute boot is a sliver of a two-hour axis, so a
+    bar is drawn at least ``MIN_MARK`` of the axis wide, from where the boot starts."""
+    active = np.nan_to_num(booting) > 0
+    starts = np.flatnonzero(active & ~np.concatenate(([False], active[:-1])))
+    for n, first in enumerate(starts):
+        last = first
+        while last + 1 < active.size and active[last + 1]:
+            last += 1
+        start_s, end_s = float(t_s[first]), float(t_s[last]) + tick_s
+        ax.axvspan(start_s, max(end_s, start_s + MIN_MARK * span_s), ymin=0.0, ymax=0.05,
+                   color=BOOT_COLOUR, lw=0, label="booting, +most at once" if n == 0 else None)
+        ax.annotate(f"+{np.max(booting[first:last + 1]):.0f}", xy=(start_s, 0.05),
+                    xycoords=("data", "axes fraction"), xytext=(0, 2),
+                    textcoords="offset points", fontsize="x-small", color=BOOT_COLOUR,
+                    ha="left", va="bottom")
