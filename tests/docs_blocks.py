@@ -1,7 +1,9 @@
 """The command blocks of README.md and docs/*.md, as the docs test runs them.
 
 A fenced block tagged ``bash`` (or ``sh``, ``shell``, ``console``) is a command block: the docs
-test runs it, as written, from a copy of the repository's layout. An HTML comment on the line
+test runs it, as written, with ``bash -e -o pipefail`` (so every command must succeed), from a
+copy of the repository's layout with its own ``reports/``, each block within 15 minutes;
+whatever a block leaves running is stopped afterwards. An HTML comment on the line
 right before the fence (invisible on GitHub) changes how:
 
 - ``<!-- docs-test: skip: REASON -->`` — not run (commands for other machines, the test suite

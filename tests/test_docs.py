@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
@@ -31,6 +32,9 @@ BLOCK_TIMEOUT_S = 900.0
 SERVER_START_S = 30.0
 SERVER_STOP_S = 20.0
 NOT_IN_SANDBOX = {"reports", ".git"}
+COPIED_INTO_SANDBOX = {"scenarios"}
+"""Directories the docs' commands write into (``plan --write-variant``): copied, so that the
+repository itself is never changed by the test."""
 
 COMMAND_BLOCKS = [b for b in all_blocks() if b.is_command]
 
@@ -113,10 +117,13 @@ def test_the_block_parser_joins_continuations_and_reads_directives(tmp_path: Pat
 
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The repository's layout (symlinks) with its own reports/ and the docs' example files."""
+    """The repository's layout (symlinks; copies of what the docs write into) with its own
+    reports/ and the docs' example files."""
     root = tmp_path_factory.mktemp("docs-sandbox")
     for entry in ROOT.iterdir():
-        if entry.name not in NOT_IN_SANDBOX:
+        if entry.name in COPIED_INTO_SANDBOX:
+            shutil.copytree(entry, root / entry.name)
+        elif entry.name not in NOT_IN_SANDBOX:
             (root / entry.name).symlink_to(entry)
     (root / "reports").mkdir()
     for block in all_blocks():
