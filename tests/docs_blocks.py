@@ -2,7 +2,7 @@
 
 A fenced block tagged ``bash`` (or ``sh``, ``shell``, ``console``) is a command block: the docs
 test runs it, as written, with ``bash -e -o pipefail`` (so every command must succeed), from a
-copy of the repository's layout with its own ``reports/``, each block within 15 minutes;
+copy of the repository's layout with its own ``reports/``, each block within 30 minutes;
 whatever a block leaves running is stopped afterwards. An HTML comment on the line
 right before the fence (invisible on GitHub) changes how:
 

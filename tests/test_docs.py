@@ -27,8 +27,9 @@ from docs_blocks import (
 
 from sim.cli import app
 
-BLOCK_TIMEOUT_S = 900.0
-"""Most a command block may take (the load-test examples take one to two minutes each)."""
+BLOCK_TIMEOUT_S = 1800.0
+"""Most a command block may take: the load-test examples take one to two minutes each, the
+five schedules of docs/planning.md more than 15 minutes on a busy two-core machine."""
 SERVER_START_S = 30.0
 SERVER_STOP_S = 20.0
 NOT_IN_SANDBOX = {"reports", ".git"}
