@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rich.table import Table
-
 from sim.report import fmt_ms, fmt_objective, fmt_pct, objective_label
+from sim.termtable import TextTable
 
 EXIT_PASS = 0
 EXIT_SLO_MISSED = 1
@@ -75,8 +74,25 @@ def slo_misses(summary: dict[str, Any]) -> list[str]:
     return misses
 
 
+def interrupted(summary: dict[str, Any]) -> bool:
+    """True when the load test was stopped by Ctrl-C before its end."""
+    return bool(summary.get("generator", {}).get("interrupted"))
+
+
+def judged(summary: dict[str, Any]) -> bool:
+    """Whether the SLOs of this load test can be judged: it ran to its end and the target load
+    was offered."""
+    return not interrupted(summary) and not generator_problems(summary)
+
+
 def evaluate_gate(summary: dict[str, Any]) -> GateResult:
     """The gate's verdict on a load test's ``summary.json``."""
+    if interrupted(summary):
+        return GateResult(
+            EXIT_INCONCLUSIVE,
+            "INCONCLUSIVE: the load test was interrupted (Ctrl-C) before the end of its "
+            "traffic, so the SLOs were not judged; the figures cover what was measured",
+            tuple(generator_problems(summary)))
     problems = generator_problems(summary)
     if problems:
         return GateResult(
@@ -92,31 +108,31 @@ def evaluate_gate(summary: dict[str, Any]) -> GateResult:
     if not gated:
         return GateResult(EXIT_PASS, "PASS: the target load was offered; the scenario has no "
                           "SLO objectives to gate on", ())
-    return GateResult(EXIT_PASS, f"PASS: the target load was offered and all {gated} SLO "
-                      f"objectives held", ())
+    held = "its SLO objective held" if gated == 1 else f"all {gated} SLO objectives held"
+    return GateResult(EXIT_PASS, f"PASS: the target load was offered and {held}", ())
 
 
 def _ms(value: float | None) -> str:
     return fmt_ms(value) if value is not None else "-"
 
 
-def load_table(summary: dict[str, Any], title: str) -> Table:
-    """One row per service: target vs sent rate, lag, corrected and raw latency, errors, SLO."""
-    table = Table(title=title, title_justify="left")
-    for column in ("service", "target rps", "sent rps", "late / unsent", "p50 / p95 / p99",
-                   "raw p99", "errors", "SLO"):
-        table.add_column(column, justify="left" if column in ("service", "SLO") else "right")
+def load_table(summary: dict[str, Any], title: str) -> TextTable:
+    """One row per service: target vs sent rate, lag, corrected and raw latency, errors, SLO
+    (``not judged`` when the load test could not judge it, as the verdict says)."""
+    can_judge = judged(summary)
+    rows = []
     for name, s in summary["services"].items():
         load, lat = s["load"], s["latency_ms"]
-        behind = load["late"] + load["dropped"]
-        behind_cell = f"{behind:,}" if load["kept_up"] else f"[bold red]{behind:,}[/]"
         missed = [key for key, v in s["slo"].items() if not v["met"]]
-        slo = ("no SLO" if not s["slo"] else "[green]met[/]" if not missed
-               else "[bold red]MISSED[/] " + ", ".join(missed))
+        slo = ("no SLO" if not s["slo"] else "not judged" if not can_judge
+               else "met" if not missed else "MISSED " + ", ".join(missed))
         error_rate = s["error_rate"]
-        table.add_row(
-            name, f"{load['target_rps']:,.1f}", f"{load['achieved_rps']:,.1f}", behind_cell,
+        rows.append((
+            name, f"{load['target_rps']:,.1f}", f"{load['achieved_rps']:,.1f}",
+            f"{load['late'] + load['dropped']:,}",
             f"{_ms(lat['p50'])} / {_ms(lat['p95'])} / {_ms(lat['p99'])}",
             _ms(s["latency_raw_ms"]["p99"]),
-            "-" if error_rate is None else fmt_pct(error_rate), slo)
-    return table
+            "-" if error_rate is None else fmt_pct(error_rate), slo))
+    return TextTable.of(title, ("service", "target rps", "sent rps", "late / unsent",
+                                "p50 / p95 / p99", "raw p99", "errors", "SLO"),
+                        "lrrrrrrl", rows)

@@ -1,7 +1,7 @@
 """peaksim's locustfile: replay a scenario's traffic open-model against an HTTP host.
 
     locust -f loadtests/locustfile.py --scenario scenarios/singles-day.yaml \\
-        --time-scale 120 --host http://127.0.0.1:8089
+        --time-scale 120 --host http://127.0.0.1:8099
 
 (``peaksim loadtest`` runs exactly this headless, then merges, reports and gates; see
 docs/loadtests.md.) The web UI works too: press start and the shape takes over; the user count

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from loadtests.gate import evaluate_gate, generator_problems
+from loadtests.gate import evaluate_gate, generator_problems, interrupted
 from loadtests.report_plots import (
     plot_corrected_vs_raw,
     plot_generator,
@@ -73,7 +73,7 @@ def with_loadtest_sections(doc: ReportDoc, run: RunData) -> ReportDoc:
     problems = generator_problems(summary)
     lines = [VerdictLine(False, f"GENERATOR BEHIND — {p}") for p in problems]
     headline, met = doc.headline, doc.met
-    if problems:
+    if problems or interrupted(summary):  # the gate did not judge the SLOs: say why
         headline = evaluate_gate(summary).headline + "."
         met = False
     generator = summary.get("generator", {})

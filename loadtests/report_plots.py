@@ -25,21 +25,34 @@ def _column(series: ServiceSeries, name: str) -> np.ndarray:
     return series[name] if series.has(name) else np.full(series.t_s.shape, np.nan)
 
 
+def window_edges(starts_s: np.ndarray, window_s: float, end_s: float) -> np.ndarray:
+    """The edges of measurement windows starting at ``starts_s``: each lasts ``window_s``,
+    the last one ends at the run's end ``end_s`` when that comes first."""
+    if starts_s.size == 0:
+        return np.array([0.0])
+    last = min(float(starts_s[-1]) + window_s, max(end_s, float(starts_s[-1])))
+    return np.append(starts_s.astype(float), last)
+
+
 def plot_generator(run: RunData) -> bytes:
     """Target rate, sent rate and late-or-unsent sends per second, one panel per service."""
     names = run.services
     tick = run.summary.tick_s
 
     def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
+        # Each window's figure holds over the window's span: steps, not a line between window
+        # centres (which would draw a ramp that no one sent).
         colour = service_colour(name, names)
-        ax.plot(x, _column(series, "target_rps"), color="#222222", lw=1.0, ls="--",
-                label="target (curve)")
-        ax.plot(x, series["offered_rps"], color=colour, lw=1.8, label="sent")
+        edges = window_edges(series.t_s, tick, run.summary.duration_s)
+        ax.stairs(_column(series, "target_rps"), edges, color="#222222", lw=1.0, ls="--",
+                  label="target (curve)", baseline=None)
+        ax.stairs(series["offered_rps"], edges, color=colour, lw=1.8, label="sent",
+                  baseline=None)
         behind = (np.nan_to_num(_column(series, "late"))
                   + np.nan_to_num(_column(series, "dropped"))) / tick
         if np.any(behind > 0):
-            ax.fill_between(x, 0, behind, color=_BEHIND_COLOUR, alpha=0.35, lw=0,
-                            label="late or never sent")
+            ax.stairs(behind, edges, fill=True, color=_BEHIND_COLOUR, alpha=0.35, lw=0,
+                      label="late or never sent")
         total = int(np.sum(behind) * tick)
         service_title(ax, name, names, "generator kept up" if total == 0
                       else f"{total:,} sends late or never sent")

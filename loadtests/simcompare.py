@@ -26,11 +26,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from sim.engine import simulate
 from sim.model import Scenario, TrafficModel
 from sim.report import fmt_ms, fmt_pct
+from sim.termtable import TextTable
 
 SIM_DIR = "sim"
 METRICS = (("p50", "p50"), ("p95", "p95"), ("p99", "p99"), ("error_rate", None))
@@ -92,14 +91,14 @@ def compare(sim_summary: dict[str, Any], load_summary: dict[str, Any]) -> list[d
     return rows
 
 
-def sim_table(rows: list[dict[str, Any]]) -> Table:
+def sim_table(rows: list[dict[str, Any]]) -> TextTable:
     """Predicted vs measured per service and metric, with the relative error."""
-    table = Table(title="simulator vs load test", title_justify="left")
-    for column in ("service", "metric", "simulator", "load test", "relative error"):
-        table.add_column(column, justify="left" if column in ("service", "metric") else "right")
+    cells = []
     for row in rows:
         fmt = fmt_pct if row["metric"] == "error_rate" else fmt_ms
         error = row["relative_error"]
-        table.add_row(row["service"], row["metric"], fmt(row["predicted"]),
-                      fmt(row["measured"]), "-" if error is None else f"{100 * error:+.1f}%")
-    return table
+        cells.append((row["service"], row["metric"], fmt(row["predicted"]),
+                      fmt(row["measured"]), "-" if error is None else f"{100 * error:+.1f}%"))
+    return TextTable.of("simulator vs load test",
+                        ("service", "metric", "simulator", "load test", "relative error"),
+                        "llrrr", cells, keys=2)

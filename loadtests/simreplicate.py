@@ -14,8 +14,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from rich.table import Table
-
 from loadtests.simcompare import METRICS, SIM_DIR, relative_error, shop_like_scenario
 from sim.intervals import prediction_interval
 from sim.model import Scenario, TrafficModel
@@ -23,6 +21,7 @@ from sim.parallel import Where, map_jobs
 from sim.report import fmt_ms, fmt_pct
 from sim.runs import SimJob, run_sim_job
 from sim.study import replication_seeds
+from sim.termtable import TextTable
 
 REPLICATIONS_DIR = "replications"
 
@@ -77,14 +76,10 @@ def _value(service: dict[str, Any], key: str | None) -> float | None:
     return service.get("error_rate") if key is None else service["latency_ms"].get(key)
 
 
-def sim_interval_table(rows: list[dict[str, Any]]) -> Table:
+def sim_interval_table(rows: list[dict[str, Any]]) -> TextTable:
     """Measured against the simulator's 95% prediction interval for one run."""
     n = rows[0]["replications"] if rows else 0
-    table = Table(title=f"simulator ({n} replications, 95% of single runs) vs load test",
-                  title_justify="left")
-    for column in ("service", "metric", "simulator", "load test", "relative error", "within"):
-        table.add_column(column, justify="left" if column in ("service", "metric", "within")
-                         else "right")
+    cells = []
     for row in rows:
         fmt = fmt_pct if row["metric"] == "error_rate" else fmt_ms
         error = row["relative_error"]
@@ -92,6 +87,8 @@ def sim_interval_table(rows: list[dict[str, Any]]) -> Table:
                 f"{fmt(row['predicted'])} ({fmt(max(row['predicted_low'], 0.0))}–"
                 f"{fmt(row['predicted_high'])})")
         within = {True: "yes", False: "NO", None: "-"}[row["within"]]
-        table.add_row(row["service"], row["metric"], span, fmt(row["measured"]),
-                      "-" if error is None else f"{100 * error:+.1f}%", within)
-    return table
+        cells.append((row["service"], row["metric"], span, fmt(row["measured"]),
+                      "-" if error is None else f"{100 * error:+.1f}%", within))
+    return TextTable.of(f"simulator ({n} replications, 95% of single runs) vs load test",
+                        ("service", "metric", "simulator", "load test", "relative error",
+                         "within"), ("l", "l", "r", "r", "r", "l"), cells, keys=2)

@@ -52,6 +52,16 @@ class RunFacts:
     interrupted: bool = False
 
 
+def _curve_peak(facts: RunFacts, service: str, span_s: float) -> dict[str, float]:
+    """The replayed curve's highest rate and when, on a 1-s grid of scenario time (the peak
+    definition the simulator's reports use), within the ``span_s`` that was replayed."""
+    step = 1.0 / facts.traffic.time_scale
+    grid = np.arange(0.0, span_s + step / 2, step)
+    rates = facts.traffic.rates_rps(service, grid)
+    i = int(np.argmax(rates))
+    return {"curve_peak_rps": round(float(rates[i]), 6), "curve_peak_s": round(float(grid[i]), 6)}
+
+
 def rate_tolerance(expected: float, arrivals: str) -> float:
     """How far the achieved count may be from the expected one (a fraction) before the target
     counts as missed: 5%, or three Poisson standard deviations when that is wider (a Poisson
@@ -95,6 +105,8 @@ def service_summary(
         "error_rate": error_rate, "latency_ms": latency,
         "latency_raw_ms": ServiceResults.latency(results.raw_total),
         "offered_peak_rps": float(offered.max()) if offered.size else 0.0,
+        "offered_peak_s": round(float(np.argmax(offered)) * window_s, 6) if offered.size else 0.0,
+        **_curve_peak(facts, results.name, span_s),
         "load": {
             "target_requests": round(target, 1), "intended": c["intended"], "sent": sent,
             "late": c["late"], "dropped": c["dropped"], "no_data": no_data,

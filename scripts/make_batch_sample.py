@@ -1,6 +1,6 @@
 """Write a synthetic batch workload in the Alibaba cluster-trace v2018 ``batch_task`` schema.
 
-    python scripts/make_batch_sample.py [--seed 2018] [--jobs 1200] [--span 3h] [--out PATH]
+    python scripts/make_batch_sample.py [--seed 2018] [--jobs 2000] [--span 3h] [--out PATH]
 
 Every number is drawn here from a seeded numpy generator (nothing is copied from the real
 trace); the same arguments always write the same bytes. The shape follows what the trace's

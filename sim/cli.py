@@ -16,13 +16,39 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from typer import _click as click
+from typer.core import TyperGroup
 
+from sim.console import make_console, print_paths, show_table
 from sim.errors import PeaksimError, ScenarioError
+from sim.termtable import TextTable
 
 DEFAULT_SCENARIO = Path("scenarios/singles-day.yaml")
 
+class _Group(TyperGroup):
+    """The peaksim command group: flags show no value type (``<bool>``) in ``--help``, since a
+    flag takes no value."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        return _untyped_flags(super().get_params(ctx))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            original = command.get_params
+            command.get_params = lambda c: _untyped_flags(original(c))  # type: ignore[method-assign]
+        return command
+
+
+def _untyped_flags(params: list[click.Parameter]) -> list[click.Parameter]:
+    for param in params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
 app = typer.Typer(
+    cls=_Group,
     name="peaksim",
     help="Peak-traffic load-test and autoscaling simulator (11.11-style traffic).",
     no_args_is_help=True,
@@ -33,14 +59,65 @@ app = typer.Typer(
 
 
 def _out() -> Console:
-    console = Console(highlight=False)
-    if not console.is_terminal:
-        console.width = 120  # piped output (CI logs): tables need not fold at 80 columns
-    return console
+    return make_console()
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    console = make_console(stderr=True)
+    console.soft_wrap = True
+    return console
+
+
+def _animate(console: Console) -> bool:
+    """Progress bars and spinners only on an interactive terminal, never in CI."""
+    from sim.console import ci_mode
+
+    return console.is_terminal and not ci_mode()
+
+
+def _job_summary(markdown: Path) -> None:
+    """In CI, append a report.md to the job summary file (``GITHUB_STEP_SUMMARY``)."""
+    from sim.console import append_job_summary
+
+    try:
+        append_job_summary(markdown)
+    except OSError as exc:
+        _err().print(f"warning: could not append {markdown} to the job summary: {exc}",
+                     markup=False)
+
+
+def _print_headline(console: Console, met: bool | None, headline: str) -> None:
+    """The last line of a judging command: PASS/FAIL/NO SLO and the headline."""
+    from rich.markup import escape
+
+    mark = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[bold]NO SLO[/]"}
+    word = headline.split(":", 1)[0]
+    if word in ("PASS", "FAIL", "INCONCLUSIVE"):  # a load test's gate names its own verdict
+        colour = "green" if word == "PASS" else "red"
+        console.print(f"[bold {colour}]{word}[/]{escape(headline[len(word):])}")
+        return
+    console.print(f"{mark[met]} {escape(headline)}")
+
+
+def _print_json(data: object) -> None:
+    sys.stdout.write(json.dumps(data, indent=2) + "\n")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from sim import __version__
+
+        sys.stdout.write(f"peaksim {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """Peak-traffic load-test and autoscaling simulator (11.11-style traffic)."""
 
 
 @contextmanager
@@ -85,6 +162,7 @@ def validate(
 ) -> None:
     """Check scenario files; print one line per problem (exit 2 if any file is invalid)."""
     from sim.model import load_scenario
+    from sim.report import plural
 
     bad = 0
     for file in files:
@@ -95,7 +173,8 @@ def validate(
             for problem in exc.problems:
                 _err().print(f"error: {problem}", markup=False)
             continue
-        _out().print(f"ok: {file} ({scenario.name}, {len(scenario.services)} services)")
+        services = plural(len(scenario.services), "service")
+        _out().print(f"ok: {file} ({scenario.name}, {services})", markup=False)
     if bad:
         raise typer.Exit(2)
 
@@ -118,21 +197,21 @@ def curve(
     log: Annotated[bool, typer.Option("--log", help="Logarithmic rate axis.")] = False,
     rate_scale: Annotated[float, typer.Option(min=1e-9, help="Multiply every rate.")] = 1.0,
     time_scale: Annotated[float, typer.Option(min=1e-9, help="Compress time by this.")] = 1.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the peaks as JSON.")] = False,
 ) -> None:
     """Write the scenario's traffic curve (traffic.csv, traffic.png) and print its peaks."""
     with user_errors():
+        from sim.console import curve_table
         from sim.model import load_scenario
         from sim.report import write_curve
 
         scenario = load_scenario(file)
         result = write_curve(scenario, out, log, rate_scale, time_scale)
-        table = Table(title=f"traffic of {scenario.name}", title_justify="left")
-        for column in ("service", "peak rps", "at", "requests in run"):
-            table.add_column(column, justify="left" if column == "service" else "right")
-        for row in result.peaks:
-            table.add_row(row.service, f"{row.peak_rps:,.1f}", row.at, f"{row.total:,.0f}")
-        _out().print(table)
-        _out().print(f"wrote {result.csv_path} and {result.png_path}")
+        if as_json:
+            _print_json(result.to_json())
+            return
+        show_table(_out(), curve_table(result.peaks, f"traffic of {scenario.name}"))
+        print_paths(_out(), "wrote", result.csv_path, result.png_path)
 
 
 @app.command()
@@ -166,17 +245,18 @@ def run(
             if gate and code:
                 raise typer.Exit(code)
             return
-        with progress_bar(console, f"simulating {scenario.name}", console.is_terminal) as bar:
+        with progress_bar(console, f"simulating {scenario.name}", _animate(console)) as bar:
             outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar)
         summary = outcome.summary
+        _job_summary(outcome.run_dir / "report.md")
         if as_json:
-            sys.stdout.write(json.dumps(summary, indent=2) + "\n")
+            _print_json(summary)
         else:
-            console.print(service_table(summary, f"{scenario.name} — policy {summary['policy']}, "
-                                                  f"seed {summary['seed']}"))
+            show_table(console, service_table(
+                summary, f"{scenario.name} — policy {summary['policy']}, seed {summary['seed']}"))
+            print_paths(console, f"simulated {summary['sim_requests']:,} requests in "
+                                 f"{summary['wall_s']:.1f} s; report:", outcome.main_file)
             console.print(verdict_line(summary))
-            console.print(f"simulated {summary['sim_requests']:,} requests in "
-                          f"{summary['wall_s']:.1f} s; report: {outcome.main_file}")
         if gate and not summary["slo_met"]:
             raise typer.Exit(1)
 
@@ -202,6 +282,7 @@ def compare(
         from sim.console import cluster_table, comparison_table, progress_bar
         from sim.model import load_scenario
         from sim.parallel import where
+        from sim.report import plural
         from sim.runs import compare_variants, comparison_rows, variant_names
         from sim.study import done_fraction
 
@@ -216,20 +297,24 @@ def compare(
                                out=out, as_json=as_json)
             return
         label = f"{len(names)} runs on {place.describe()}"
-        with progress_bar(console, label, console.is_terminal) as bar:
+        with progress_bar(console, label, _animate(console)) as bar:
             outcome = compare_variants(scenario, names, seed=seed, out=out, place=place,
                                        on_done=done_fraction(bar))
         rows = comparison_rows(outcome.names, outcome.summaries)
+        report = outcome.report
+        _job_summary(report.markdown)
         if as_json:
-            sys.stdout.write(json.dumps({"scenario": scenario.name, "rows": rows}, indent=2)
-                             + "\n")
+            _print_json({"scenario": scenario.name, "rows": rows,
+                         "verdict": {"met": report.met, "headline": report.headline}})
             return
-        console.print(comparison_table(rows, f"{scenario.name}: {len(names)} policies, "
-                                             f"seed {outcome.summaries[0]['seed']}"))
+        show_table(console, comparison_table(
+            rows, f"{scenario.name}: {plural(len(names), 'policy', 'policies')}, "
+                  f"seed {outcome.summaries[0]['seed']}"))
         machines = cluster_table(rows, "cluster: machines, utilization and batch work")
         if machines is not None:
-            console.print(machines)
-        console.print(f"report: {outcome.report_html}")
+            show_table(console, machines)
+        print_paths(console, "report:", outcome.report_html)
+        _print_headline(console, report.met, report.headline)
 
 
 @app.command()
@@ -272,17 +357,15 @@ def bench(
         if as_json:
             sys.stdout.write(to_json(result) + "\n")
             return
-        table = Table(title=f"three services, timeouts, fixed instances, "
-                            f"{duration_s:,.0f} simulated s", title_justify="left")
-        for column in ("model", "requests", "wall s", "requests / s"):
-            table.add_column(column, justify="left" if column == "model" else "right")
-        table.add_row("engine (pre-drawn workload)", f"{result.requests:,}",
-                      f"{result.engine_wall_s:.2f}", f"{result.engine_rps:,.0f}")
-        table.add_row("naive SimPy, process per request", f"{result.naive_requests:,}",
-                      f"{result.naive_wall_s:.2f}", f"{result.naive_rps:,.0f}")
-        table.add_row("engine end to end (draws its own arrivals)", "", "",
-                      f"{result.end_to_end_rps:,.0f}")
-        console.print(table)
+        rows = [("engine (pre-drawn workload)", f"{result.requests:,}",
+                 f"{result.engine_wall_s:.2f}", f"{result.engine_rps:,.0f}"),
+                ("naive SimPy, process per request", f"{result.naive_requests:,}",
+                 f"{result.naive_wall_s:.2f}", f"{result.naive_rps:,.0f}"),
+                ("engine end to end (draws its own arrivals)", "-", "-",
+                 f"{result.end_to_end_rps:,.0f}")]
+        show_table(console, TextTable.of(
+            f"three services, timeouts, fixed instances, {duration_s:,.0f} simulated s",
+            ("model", "requests", "wall s", "requests / s"), "lrrr", rows))
         console.print(f"engine / naive: [bold]{result.ratio:.1f}x[/]")
         if result.rss_1x_mb is not None and result.rss_10x_mb is not None:
             console.print(f"peak RSS: {result.rss_1x_mb:.0f} MB at 1x duration, "
@@ -345,27 +428,28 @@ def report(
     run_dir: Annotated[Path, typer.Argument(
         help="Run directory (summary.json + timeseries.csv) or comparison directory.")],
     gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any SLO is missed.")] = False,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the verdict and the table as JSON.")] = False,
 ) -> None:
     """Rebuild report.html, report.md, junit.xml and the plots from a run's saved files."""
-    from rich.markup import escape
-
     with user_errors():
         from loadtests.report import REPORT_EXTENSIONS
         from sim.report import regenerate
 
         files = regenerate(run_dir, extensions=REPORT_EXTENSIONS)
-    mark = {True: "[bold green]PASS[/]", False: "[bold red]FAIL[/]", None: "[bold]NO SLO[/]"}
-    console = _out()
-    console.print(f"{mark[files.met]} {escape(files.headline)}")
-    for line in files.terminal_lines:
-        console.print(f"  - {line}", markup=False)
-    table = Table(title=files.table.title, title_justify="left")
-    for column, align in zip(files.table.header, files.table.align, strict=True):
-        table.add_column(column, justify="right" if align == "r" else "left")
-    for row in files.table.rows:
-        table.add_row(*row)
-    console.print(table, markup=False)
-    console.print(f"report: {files.html}", markup=False)
+    _job_summary(files.markdown)
+    table = TextTable.from_table(files.table)
+    if as_json:
+        _print_json({"met": files.met, "headline": files.headline,
+                     "verdict": [{"ok": line.ok, "text": line.text} for line in files.verdict],
+                     "table": table.to_json(), "report": str(files.html)})
+    else:
+        console = _out()
+        show_table(console, table)
+        print_paths(console, "report:", files.html)
+        for line in files.terminal_lines:
+            console.print(f"  - {line}", markup=False)
+        _print_headline(console, files.met, files.headline)
     if gate and files.met is False:
         raise typer.Exit(1)
 
@@ -379,7 +463,7 @@ def shop(
     host: Annotated[
         str, typer.Option(help="Address to listen on; loopback unless you mean to expose it.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free).")] = 8089,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0: any free).")] = 8099,
     db: Annotated[
         Path | None,
         typer.Option("--db", help="SQLite file (default: shop.db in a new run directory)."),
@@ -393,6 +477,8 @@ def shop(
         typer.Option("--autoscale", help="Scale the shop live with this autoscaling variant "
                                          "of the scenario (or a policy name)."),
     ] = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="With --check-db: print the counts and violations as JSON.")] = False,
 ) -> None:
     """Run the reference shop with the scenario's capacity (Ctrl-C/SIGTERM stop it cleanly),
     or check a shop database's consistency with --check-db."""
@@ -401,15 +487,19 @@ def shop(
             from loadtests.shop import check_db as run_check
 
             result = run_check(check_db)
-            table = Table(title=f"shop database {check_db}", title_justify="left")
-            table.add_column("rows")
-            table.add_column("real", justify="right")
-            table.add_column("shadow", justify="right")
+            rows = []
             for what in ("orders", "paid_orders", "payments", "charged_cents"):
                 real, shadow = result.counts.get(what), result.counts.get(f"shadow_{what}")
-                table.add_row(what, f"{real:,}" if real is not None else "-",
-                              f"{shadow:,}" if shadow is not None else "-")
-            _out().print(table)
+                rows.append((what, f"{real:,}" if real is not None else "-",
+                             f"{shadow:,}" if shadow is not None else "-"))
+            if as_json:
+                _print_json({"database": str(check_db), "ok": result.ok,
+                             "counts": result.counts, "violations": list(result.violations)})
+                if not result.ok:
+                    raise typer.Exit(1)
+                return
+            show_table(_out(), TextTable.of(f"shop database {check_db}",
+                                            ("rows", "real", "shadow"), "lrr", rows))
             for violation in result.violations:
                 _err().print(f"violation: {violation}", markup=False)
             if not result.ok:
@@ -561,8 +651,6 @@ def plan(
     the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
     cheapest schedule over the whole run. Exit 1 if no plan holds."""
     with user_errors():
-        from rich.markup import escape
-
         from sim.model import load_scenario
         from sim.report import plan_table
         from sim.runs import plan_scenario
@@ -583,34 +671,34 @@ def plan(
                            write_variant=write_variant, emit=emit, compare=compare)
             return
         label = f"planning {scenario.name}"
-        if console.is_terminal:
+        if _animate(console):
             with console.status(label) as status:
                 outcome = plan_scenario(
                     scenario, headroom=headroom, margin_s=margin_s, seed=seed, out=out,
-                    on_trial=lambda what: status.update(f"{label}: simulating the {what}"))
+                    on_trial=lambda what: status.update(
+                        f"{label}: {what}" if what == "writing report"
+                        else f"{label}: simulating the {what}"))
         else:
             outcome = plan_scenario(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
                                     out=out)
         data = outcome.plan.to_json()
+        if outcome.report_html is not None:
+            _job_summary(outcome.report_html.with_name("report.md"))
         if as_json:
-            sys.stdout.write(json.dumps(data, indent=2) + "\n")
+            _print_json(data)
         else:
             model = plan_table(data)
-            table = Table(title=f"capacity plan for {scenario.name} — peak window "
-                                f"{data['window']['from']}–{data['window']['to']}",
-                          title_justify="left")
-            for column, align in zip(model.header, model.align, strict=True):
-                table.add_column(column.replace(" ", "\n"), no_wrap=True,
-                                 justify="right" if align == "r" else "left")
-            for row in model.rows:
-                table.add_row(*row)
-            console.print(table, markup=False)
-            mark = "[bold green]PASS[/]" if outcome.plan.held else "[bold red]FAIL[/]"
-            console.print(f"{mark} {escape(data['verdict'])}")
+            table = TextTable.of(
+                f"capacity plan for {scenario.name} — peak window "
+                f"{data['window']['from']}–{data['window']['to']}",
+                model.header, model.align, model.rows)
+            show_table(console, table)
             for name, why in data["skipped"].items():
                 console.print(f"  - {name} not planned: {why}", markup=False)
-            console.print(f"{data['simulations']} simulations in {data['wall_s']:.1f} s; "
-                          f"report: {outcome.report_html or outcome.run_dir}", markup=False)
+            print_paths(console, f"{data['simulations']} simulations in "
+                                 f"{data['wall_s']:.1f} s; report:",
+                        outcome.report_html or outcome.run_dir)
+            _print_headline(console, outcome.plan.held, data["verdict"])
         if replications is not None:
             from sim.parallel import where
             from sim.study import confirm_plan_on_intervals
@@ -629,7 +717,6 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
                    write_variant: str | None, emit: tuple[str, Path] | None,
                    compare: bool) -> None:
     """``peaksim plan --schedule`` (sim/plan_schedule*.py): print the schedule and verdict."""
-    from rich.markup import escape
 
     from sim.console import comparison_table
     from sim.model import Scenario
@@ -650,22 +737,18 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
             scenario, options, out=out, write_variant=write_variant, emit=emit,
             compare=compare, on_trial=lambda what: status.update(f"{label}: simulating {what}"))
     data = outcome.data
+    if outcome.report_html is not None:
+        _job_summary(outcome.report_html.with_name("report.md"))
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
-        table = Table(title=f"schedule for {scenario.name} — step {step}, headroom "
-                            f"{headroom:.0%}", title_justify="left")
-        for column in SCHEDULE_HEADER:
-            table.add_column(column, justify="right" if column in ("min", "peak", "cost")
-                             else "left")
-        for row in schedule_rows(data):
-            table.add_row(*row)
-        console.print(table, markup=False)
+        show_table(console, TextTable.of(
+            f"schedule for {scenario.name} — step {step}, headroom {headroom:.0%}",
+            SCHEDULE_HEADER, ["r" if c in ("min", "peak", "cost") else "l"
+                              for c in SCHEDULE_HEADER], list(schedule_rows(data))))
         if outcome.compare_rows:
-            console.print(comparison_table(outcome.compare_rows, "the planned variant next to "
-                                                                 "the scenario's"))
-        mark = "[bold green]PASS[/]" if data["held"] else "[bold red]FAIL[/]"
-        console.print(f"{mark} {escape(schedule_verdict(data))}")
+            show_table(console, comparison_table(outcome.compare_rows, "the planned variant "
+                                                                       "next to the scenario's"))
         for name, why in data["skipped"].items():
             console.print(f"  - {name} not planned: {why}", markup=False)
         console.print(f"variant {outcome.variant_name} (ready to paste): "
@@ -676,8 +759,9 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
                           markup=False)
         for path in outcome.emitted:
             console.print(f"wrote {path}", markup=False)
-        console.print(f"{data['simulations']} simulations in {data['wall_s']:.1f} s; report: "
-                      f"{outcome.report_html or outcome.run_dir}", markup=False)
+        print_paths(console, f"{data['simulations']} simulations in {data['wall_s']:.1f} s; "
+                             "report:", outcome.report_html or outcome.run_dir)
+        _print_headline(console, data["held"], schedule_verdict(data))
     if not data["held"]:
         raise typer.Exit(1)
 
@@ -689,7 +773,7 @@ def _plan_schedule(scenario: object, console: Console, as_json: bool, *, headroo
 def loadtest(
     file: ScenarioArg,
     host: Annotated[str | None, typer.Option(
-        help="Base URL of the system under test, e.g. http://127.0.0.1:8089.")] = None,
+        help="Base URL of the system under test, e.g. http://127.0.0.1:8099.")] = None,
     local_shop: Annotated[bool, typer.Option(
         "--local-shop", help="Start the reference shop on loopback for the run.")] = False,
     time_scale: Annotated[float | None, typer.Option(
@@ -730,10 +814,14 @@ def loadtest(
         "measured figure against the 95% spread of single simulated runs.")] = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    as_json: Annotated[bool, typer.Option(
+        "--json", help="Print the gate's verdict and summary.json as JSON.")] = False,
 ) -> None:
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
     with user_errors():
+        from rich.markup import escape
+
         from loadtests.gate import load_table
         from loadtests.runner import LoadTestConfig, run_loadtest
         from loadtests.simcompare import sim_table
@@ -751,23 +839,38 @@ def loadtest(
         if replications is not None and not compare_sim:
             raise PeaksimError("--replications on loadtest needs --compare-sim (the load test "
                                "itself is one run)")
-        console = _out()
-        with console.status("starting the load test") as spinner:
-            outcome = run_loadtest(config, lambda text: spinner.update(text),
-                                   lambda text: console.print(text, markup=False))
+        console = _err() if as_json else _out()
+        printer = lambda text: console.print(text, markup=False)  # noqa: E731
+        if _animate(console):
+            with console.status("starting the load test") as spinner:
+                outcome = run_loadtest(config, lambda text: spinner.update(text), printer)
+        else:  # CI logs and pipes: the steps as plain lines
+            from sim.console import step_printer
+
+            outcome = run_loadtest(config, step_printer(console), printer)
         summary = outcome.summary
-        console.print(load_table(summary, f"load test of {summary['scenario']} "
-                                          f"({summary['loadtest']['target']})"))
-        if "sim_vs_real" in summary and replications is not None:
-            console.print(sim_interval_table(summary["sim_vs_real"]))
-        elif "sim_vs_real" in summary:
-            console.print(sim_table(summary["sim_vs_real"]))
+        _job_summary(outcome.report.markdown)
         verdict = outcome.gate
-        colour = {0: "green", 1: "red", 2: "red"}[verdict.exit_code]
-        console.print(f"[bold {colour}]{verdict.headline}[/]")
+        if as_json:
+            _print_json({"gate": {"exit_code": verdict.exit_code, "headline": verdict.headline,
+                                  "reasons": list(verdict.reasons)},
+                         "report": str(outcome.report.html), "summary": summary})
+            if outcome.interrupted:
+                raise typer.Exit(130)
+            if gate and verdict.exit_code:
+                raise typer.Exit(verdict.exit_code)
+            return
+        show_table(console, load_table(summary, f"load test of {summary['scenario']} "
+                                                f"({summary['loadtest']['target']})"))
+        if "sim_vs_real" in summary and replications is not None:
+            show_table(console, sim_interval_table(summary["sim_vs_real"]))
+        elif "sim_vs_real" in summary:
+            show_table(console, sim_table(summary["sim_vs_real"]))
+        print_paths(console, "report:", outcome.report.html)
         for reason in verdict.reasons:
             console.print(f"  - {reason}", markup=False)
-        console.print(f"report: {outcome.report.html}", markup=False)
+        colour = {0: "green", 1: "red", 2: "red"}[verdict.exit_code]
+        console.print(f"[bold {colour}]{escape(verdict.headline)}[/]")
         if outcome.interrupted:
             _err().print("interrupted: what was measured is in the run directory", markup=False)
             raise typer.Exit(130)

@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, simulate
 from sim.errors import PeaksimError
@@ -43,6 +43,9 @@ from sim.runio import (
     new_run_dir,
 )
 
+if TYPE_CHECKING:
+    from sim.report import ReportFiles
+
 
 @dataclass(frozen=True)
 class RunOutcome:
@@ -59,6 +62,8 @@ def run_scenario(
 ) -> RunOutcome:
     """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files."""
     result = simulate(scenario, variant=variant, seed=seed, progress=progress)
+    if progress is not None:
+        progress(1.0)  # simulated; what follows is writing the files
     run_dir = new_run_dir(scenario.name, out)
     result.write(run_dir)
     return RunOutcome(run_dir, result.summary(), _write_report(run_dir))
@@ -89,6 +94,8 @@ def plan_scenario(
     recommended counts (summary.json, timeseries.csv), plan.json and the report."""
     plan, result = make_plan(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
                              on_trial=on_trial)
+    if on_trial is not None:
+        on_trial("writing report")
     run_dir = new_run_dir(scenario.name, out, kind="plan")
     result.write(run_dir)
     atomic_write_json(run_dir / PLAN_FILE, plan.to_json())
@@ -103,7 +110,11 @@ class CompareOutcome:
     names: list[str]
     run_dirs: list[Path]
     summaries: list[dict[str, Any]]
-    report_html: Path
+    report: ReportFiles
+
+    @property
+    def report_html(self) -> Path:
+        return self.report.html
 
 
 def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
@@ -144,15 +155,14 @@ def compare_variants(
         _write_report(run_dirs[index])
 
     outputs = map_jobs(run_sim_job, jobs, place, on_done, finished)
-    report_html = _write_comparison(out_dir, run_dirs, list(names))
-    return CompareOutcome(out_dir, list(names), run_dirs, [o.summary for o in outputs],
-                          report_html)
+    report = _write_comparison(out_dir, run_dirs, list(names))
+    return CompareOutcome(out_dir, list(names), run_dirs, [o.summary for o in outputs], report)
 
 
-def _write_comparison(out_dir: Path, run_dirs: list[Path], names: list[str]) -> Path:
+def _write_comparison(out_dir: Path, run_dirs: list[Path], names: list[str]) -> ReportFiles:
     from sim.report import write_comparison_report
 
-    return write_comparison_report(out_dir, run_dirs, names).html
+    return write_comparison_report(out_dir, run_dirs, names)
 
 
 def comparison_rows(names: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[dict]:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import difflib
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
@@ -38,9 +38,14 @@ def _closest(word: str, choices: Iterable[str]) -> str | None:
     return close[0] if close else None
 
 
-def suggest(word: str, choices: Iterable[str]) -> str:
-    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``."""
-    close = _closest(word, choices)
+def suggest(word: str, choices: Iterable[str], aliases: Mapping[str, str] | None = None) -> str:
+    """``" (did you mean 'x'?)"`` for the closest of ``choices``, or ``""``. ``aliases`` maps
+    other names of the same thing (``hpa`` -> ``target_tracking``) so that a suggestion is made
+    by meaning as well as by spelling; an alias counts only when its target is a choice."""
+    options = list(choices)
+    key = word.strip().lower().replace("-", "_").replace(" ", "_")
+    meant = (aliases or {}).get(key)
+    close = meant if meant in options else _closest(word, options)
     return f" (did you mean '{close}'?)" if close else ""
 
 

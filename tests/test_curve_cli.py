@@ -25,7 +25,7 @@ def peak_table(stdout: str) -> dict[str, tuple[float, str]]:
     """service -> (peak rps, when) from the printed table rows."""
     table = {}
     for line in stdout.splitlines():
-        cells = [c.strip() for c in re.split(r"[│|]", line) if c.strip()]
+        cells = re.split(r"\s{2,}", line.strip())
         if len(cells) == 4 and re.fullmatch(r"[\d,]+\.\d", cells[1]):
             table[cells[0]] = (float(cells[1].replace(",", "")), cells[2])
     return table

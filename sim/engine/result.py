@@ -65,6 +65,9 @@ class RunResult:
     extra: dict[str, Any] = field(default_factory=dict)
     cluster_table: tuple[list[str], list[list[Any]]] | None = None
     """Columns and one row per tick of the cluster (colocation runs only)."""
+    curve_peaks: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Per service, the traffic curve's (highest rate rps, time s): the one definition of
+    "peak" that ``plan``, ``curve`` and the reports share."""
 
     @classmethod
     def from_simulation(cls, sim: EngineState) -> RunResult:
@@ -75,6 +78,7 @@ class RunResult:
                                                 for rt in sim.services.values()),
             services=services, events=sim.events, rate_scale=sim.traffic.rate_scale,
             time_scale=sim.traffic.time_scale,
+            curve_peaks={name: sim.traffic.peak(name) for name in services},
         )
 
     # ------------------------------------------------------------------ summary
@@ -101,7 +105,7 @@ class RunResult:
             "final_failures": s.final_failures,
             "error_rate": error_rate,
             "latency_ms": latency,
-            "offered_peak_rps": float(c["offered_rps"].max()) if c["offered_rps"].size else 0.0,
+            **self._peaks(s),
             "instances": {"min": int(running.min()), "max": int(running.max()),
                           "mean": round(s.instance_seconds / self.duration_s, 3)},
             "instance_seconds": round(s.instance_seconds, 3),
@@ -114,6 +118,19 @@ class RunResult:
             "slo": slo,
             "slo_met": all(v["met"] for v in slo.values()),
         }
+
+    def _peaks(self, s: ServiceSeries) -> dict[str, Any]:
+        """The curve's peak (rate and time) and the busiest tick (rate offered, tick start)."""
+        offered = s.columns["offered_rps"]
+        busiest = int(np.argmax(offered)) if offered.size else 0
+        peaks: dict[str, Any] = {
+            "offered_peak_rps": float(offered[busiest]) if offered.size else 0.0,
+            "offered_peak_s": round(busiest * self.tick_s, 6),
+        }
+        if s.name in self.curve_peaks:
+            rate_rps, at_s = self.curve_peaks[s.name]
+            peaks |= {"curve_peak_rps": round(rate_rps, 6), "curve_peak_s": round(at_s, 6)}
+        return peaks
 
     def summary(self) -> dict[str, Any]:
         """The content of summary.json (docs/formats.md)."""

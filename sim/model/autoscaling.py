@@ -38,6 +38,7 @@ from pydantic_core import PydanticCustomError
 
 from sim.policies.autoscaling import (
     POLICIES,
+    POLICY_ALIASES,
     HpaSettings,
     KubernetesParams,
     PredictiveParams,
@@ -80,7 +81,8 @@ class _UnknownPolicy(BaseModel):
         raise PydanticCustomError(
             "unknown_name",
             "unknown policy '{value}'{hint}; expected one of: {known}",
-            {"value": value, "hint": suggest(value, known), "known": ", ".join(known)},
+            {"value": value, "hint": suggest(value, known, POLICY_ALIASES),
+             "known": ", ".join(known)},
         )
 
 

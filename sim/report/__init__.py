@@ -26,6 +26,7 @@ from sim.report.document import (
     fmt_objective,
     fmt_pct,
     objective_label,
+    plural,
 )
 from sim.report.html import render_html
 from sim.report.plan_section import plan_table
@@ -112,6 +113,7 @@ __all__ = [
     "miss_windows",
     "new_figure",
     "objective_label",
+    "plural",
     "plan_table",
     "regenerate",
     "service_colour",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -15,8 +16,13 @@ from sim.units import clock_label
 
 @dataclass(frozen=True)
 class PeakRow:
+    """A service's peak: the curve's highest rate on a 1-s grid of scenario time (the one
+    definition of "peak" that ``plan``, ``run`` and the reports share), when, and the expected
+    requests over the whole run."""
+
     service: str
     peak_rps: float
+    peak_s: float
     at: str
     total: float
 
@@ -26,6 +32,13 @@ class CurveResult:
     csv_path: Path
     png_path: Path
     peaks: list[PeakRow]
+
+    def to_json(self) -> dict[str, Any]:
+        """``peaksim curve --json``: the files written and each service's peak."""
+        return {"csv": str(self.csv_path), "png": str(self.png_path), "services": {
+            row.service: {"peak_rps": round(row.peak_rps, 3), "peak_s": row.peak_s,
+                          "peak_at": row.at, "expected_requests": round(row.total, 1)}
+            for row in self.peaks}}
 
 
 def curve_grid_s(duration_s: float, time_scale: float) -> np.ndarray:
@@ -61,5 +74,5 @@ def write_curve(
         peak, at = model.peak(name)
         total = model.expected_count(name, 0.0, model.duration_s, step_s=1.0 / model.time_scale)
         label = clock_label(at, clock if model.time_scale == 1.0 else None)
-        peaks.append(PeakRow(name, peak, label, total))
+        peaks.append(PeakRow(name, peak, at, label, total))
     return CurveResult(csv_path, png_path, peaks)

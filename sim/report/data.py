@@ -82,6 +82,9 @@ class ServiceSummary(_Open):
     error_rate: float | None = None
     latency_ms: LatencySummary = LatencySummary()
     offered_peak_rps: float | None = None
+    offered_peak_s: float | None = None
+    curve_peak_rps: float | None = None
+    curve_peak_s: float | None = None
     instances: InstancesSummary | None = None
     instance_seconds: float | None = None
     cost: float | None = None
@@ -193,6 +196,15 @@ def load_run(run_dir: Path) -> RunData:
     return RunData(run_dir, summary, series, columns, cluster)
 
 
+def json_problem(exc: json.JSONDecodeError) -> str:
+    """What is wrong, as a whole sentence: the decoder's message ends in "at" (its position
+    comes separately), e.g. "invalid control character at column 9"."""
+    message = exc.msg[0].lower() + exc.msg[1:] if exc.msg else "cannot parse"
+    if message.endswith(" at"):
+        message = message[: -len(" at")]
+    return f"{message} at column {exc.colno}"
+
+
 def read_summary(path: Path) -> RunSummary:
     """Parse ``summary.json``; a missing file, bad JSON or a wrong field is a ``RunDirError``."""
     try:
@@ -205,7 +217,7 @@ def read_summary(path: Path) -> RunSummary:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise RunDirError(f"{path}:{exc.lineno}: not valid JSON: {json_problem(exc)}") from None
     if not isinstance(data, dict):
         raise RunDirError(f"{path}: expected a JSON object, got {type(data).__name__}")
     try:

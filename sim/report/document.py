@@ -90,6 +90,11 @@ class ReportDoc:
     sections: tuple[DocSection, ...] = ()
 
 
+def plural(count: int, noun: str, nouns: str = "") -> str:
+    """``"1 service"``, ``"3 services"`` (``nouns`` for an irregular plural: ``"policies"``)."""
+    return f"{count:,} {noun if count == 1 else nouns or noun + 's'}"
+
+
 def is_missing(value: float | None) -> bool:
     """True for None and NaN (a tick without completions has no percentile)."""
     return value is None or (isinstance(value, float) and math.isnan(value))

@@ -59,7 +59,8 @@ def plan_table(data: dict[str, Any]) -> Table:
     notes += [f"{name}: {s['note']}" for name, s in data["services"].items() if s.get("note")]
     notes += [f"{name} not planned: {why}" for name, why in data.get("skipped", {}).items()]
     return Table("Capacity plan", PLAN_HEADER, tuple(rows),
-                 ("l",) + ("r",) * (len(PLAN_HEADER) - 1), " ".join(notes), PLAN_ANCHOR)
+                 tuple("l" if h in ("service", "tightest vs SLO") else "r" for h in PLAN_HEADER),
+                 " ".join(notes), PLAN_ANCHOR)
 
 
 def _money(value: float | None) -> str:

@@ -31,13 +31,17 @@ from sim.report.derive import (
 )
 from sim.report.document import fmt_money, fmt_ms, objective_label
 from sim.report.plotting import (
+    SLO_COLOUR,
+    booting_marks,
     clock_axis,
     latency_axis,
     legend_outside,
+    neutral_legend,
     new_figure,
     new_grid,
     service_colour,
     service_title,
+    slo_line,
     to_png,
     to_png_aligned,
 )
@@ -45,7 +49,9 @@ from sim.report.plotting import (
 _LATENCY_COLUMNS = (("p50_ms", 0.8, ":"), ("p95_ms", 1.1, "--"), ("p99_ms", 1.6, "-"))
 _ERROR_KINDS = (("timed_out", "timed out", "#b2182b"), ("shed", "shed", "#ef8a62"),
                 ("failed", "failed", "#4d4d4d"))
-_SLO_COLOUR = "#c00000"
+_SLO_COLOUR = SLO_COLOUR
+_KEY = "#555555"
+"""Legend colour of a line drawn in each service's own colour."""
 _PANEL_IN = 2.5
 _ZOOM_BEFORE_S, _ZOOM_AFTER_S = 600.0, 1200.0
 
@@ -142,6 +148,8 @@ def plot_instances(run: RunData) -> bytes:
                         edgecolor="#6f6f6f", lw=0.0, label="booting")
         ax.step(series.t_s + tick, series["instances_desired"], where="pre", color="#222222",
                 lw=1.0, ls="--", label="desired")
+        booting_marks(ax, series.t_s, series["instances_booting"], tick,
+                      run.summary.duration_s)
         service_title(ax, name, names)
         ax.set_ylabel("instances")
         ax.set_ylim(bottom=0)
@@ -263,17 +271,20 @@ def plot_peak(run: RunData) -> bytes:
         lat.plot(x[inside], series["p95_ms"][inside], color=colour, lw=1.0, ls="--", label="p95")
         lat.plot(x[inside], series["p99_ms"][inside], color=colour, lw=1.6, label="p99")
         target = run.summary.services[name].slo.get("p99_ms")
-        if target is not None:
-            lat.axhline(target.target, color=_SLO_COLOUR, lw=1.0, ls="--", label="p99 SLO")
-            for w in miss_windows(series.t_s, series["p99_ms"], target.target, tick):
-                lat.axvspan(w.start_s, w.end_s, color=_SLO_COLOUR, alpha=0.10, lw=0)
         latency_axis(lat)
         lat.set_ylabel("")
+        if target is not None:
+            for w in miss_windows(series.t_s, series["p99_ms"], target.target, tick):
+                lat.axvspan(w.start_s, w.end_s, color=_SLO_COLOUR, alpha=0.10, lw=0)
+            slo_line(lat, target.target, "p99 SLO")
     axes[0, 0].set_title("requests per second", loc="left")
     axes[0, 1].set_title("latency per tick", loc="left")
+    # Lines are drawn in each service's colour: the legends show their styles in grey.
+    neutral_legend(axes[-1, 0], [("offered", "-", 1.8, _KEY), ("served in time", "--", 0.9,
+                                 "#222222"), ("capacity", "-.", 1.2, "#7f7f7f")])
+    neutral_legend(axes[-1, 1], [("p95", "--", 1.0, _KEY), ("p99", "-", 1.6, _KEY),
+                                 ("p99 SLO", "--", 1.0, _SLO_COLOUR)])
     for col in range(2):
-        axes[-1, col].legend(loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=3,
-                             frameon=False, fontsize="small")
         clock_axis(axes[-1, col], run.start_clock_s, span_s=window)
     for ax in axes.flat:
         ax.grid(True, alpha=0.3)
@@ -325,7 +336,10 @@ RUN_PLOTS: Mapping[str, ReportPlot] = MappingProxyType({
     "instances": ReportPlot(
         "instances.png", "Instances: desired, booting, ready",
         "Ready instances (filled), instances still booting (hatched, on top) and the count "
-        "the autoscaler wanted (dashed). The gap between desired and ready is boot time.",
+        "the autoscaler wanted (dashed). The gap between desired and ready is boot time. "
+        "Orange bars along the bottom mark when instances were booting, with the most at once "
+        "(+N); a bar is drawn at least about 5 pixels wide, so a boot of a minute stays "
+        "visible on a two-hour axis.",
         has_columns("instances_ready", "instances_booting", "instances_desired"),
         plot_instances),
     "latency": ReportPlot(

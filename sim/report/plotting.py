@@ -50,12 +50,13 @@ def clock_ticks(
 
 def clock_axis(
     ax: Axes, start_clock_s: float | None, label: bool = True,
-    span_s: tuple[float, float] | None = None,
+    span_s: tuple[float, float] | None = None, most: int = 9,
 ) -> None:
-    """Label the x axis (seconds from t=0) with wall-clock times on round clock ticks."""
+    """Label the x axis (seconds from t=0) with wall-clock times on round clock ticks (at most
+    ``most``: fewer on a narrow panel)."""
     t0, t1 = span_s if span_s is not None else ax.get_xlim()
     ax.set_xlim(t0, t1)
-    ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s)))
+    ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s, most)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: clock_label(x, start_clock_s)))
     if label:
         ax.set_xlabel("time of day" if start_clock_s is not None else "time since start")
@@ -168,6 +169,39 @@ def latency_axis(ax: Axes) -> None:
     ax.set_ylabel("latency")
 
 
+SLO_COLOUR = "#c00000"
+"""The colour of SLO targets in every plot."""
+
+
+def slo_line(ax: Axes, target_ms: float, label: str) -> None:
+    """An SLO target on a latency axis: a dashed line labelled with its value (``"p99 SLO
+    300 ms"``) inside the panel, and the axis extended so the line never sits on the edge.
+    Call after the data are drawn and ``latency_axis`` is set."""
+    ax.axhline(target_ms, color=SLO_COLOUR, lw=1.0, ls="--")
+    bottom, top = ax.get_ylim()
+    log = ax.get_yscale() == "log"
+    headroom = target_ms * 2.0 if log else target_ms * 1.25
+    if top < headroom:
+        ax.set_ylim(bottom, headroom)
+    ax.annotate(f"{label} {format_ms(target_ms)}", xy=(1.0, target_ms),
+                xycoords=("axes fraction", "data"), xytext=(-4, 3),
+                textcoords="offset points", ha="right", va="bottom", fontsize="small",
+                color=SLO_COLOUR,
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8})
+
+
+def neutral_legend(ax: Axes, entries: Sequence[tuple[str, str, float, str]],
+                   below: float = -0.32) -> None:
+    """A legend under ``ax`` for entries drawn in each service's colour: line styles only
+    (``(label, linestyle, linewidth, colour)``), so no entry reads as one service's."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls=ls, lw=lw, color=colour, label=label)
+               for label, ls, lw, colour in entries]
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, below), ncol=3,
+              frameon=False, fontsize="small")
+
+
 def legend_outside(ax: Axes) -> None:
     """A legend to the right of the axes: it never hides a curve, whatever the data."""
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
@@ -202,3 +236,29 @@ def empty_note(ax: Axes, text: str) -> None:
     """Say in the panel that there is nothing to draw (rather than an empty frame)."""
     ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="#4d4d4d")
     ax.set_ylim(0, 1)
+
+
+BOOT_COLOUR = "#d95f02"
+"""Bars marking booting instances (instances.png)."""
+MIN_MARK = 0.006
+"""Narrowest booting bar, as a fraction of the time axis (about 5 px at the report's size)."""
+
+
+def booting_marks(ax: Axes, t_s: np.ndarray, booting: np.ndarray, tick_s: float,
+                  span_s: float) -> None:
+    """Each stretch of ticks with booting instances as a dark bar along the bottom of ``ax``
+    with its largest count (``+14``): a one-minute boot is a sliver of a two-hour axis, so a
+    bar is drawn at least ``MIN_MARK`` of the axis wide, from where the boot starts."""
+    active = np.nan_to_num(booting) > 0
+    starts = np.flatnonzero(active & ~np.concatenate(([False], active[:-1])))
+    for n, first in enumerate(starts):
+        last = first
+        while last + 1 < active.size and active[last + 1]:
+            last += 1
+        start_s, end_s = float(t_s[first]), float(t_s[last]) + tick_s
+        ax.axvspan(start_s, max(end_s, start_s + MIN_MARK * span_s), ymin=0.0, ymax=0.05,
+                   color=BOOT_COLOUR, lw=0, label="booting, +most at once" if n == 0 else None)
+        ax.annotate(f"+{np.max(booting[first:last + 1]):.0f}", xy=(start_s, 0.05),
+                    xycoords=("data", "axes fraction"), xytext=(0, 2),
+                    textcoords="offset points", fontsize="x-small", color=BOOT_COLOUR,
+                    ha="left", va="bottom")

@@ -39,7 +39,6 @@ def status(met: bool) -> str:
 def scenario_facts(run: RunData) -> tuple[tuple[str, str], ...]:
     """What was simulated: scenario, policy, seed, duration, scale and the traffic peaks."""
     s = run.summary
-    clock = run.start_clock_s
     facts: list[tuple[str, str]] = [
         ("scenario", s.scenario + (f" — {s.description}" if s.description else "")),
     ]
@@ -63,15 +62,27 @@ def scenario_facts(run: RunData) -> tuple[tuple[str, str], ...]:
         facts.append(("traffic", str(traffic.get("kind", "custom"))
                       + (f" ({', '.join(scale)})" if scale else "")))
     for name in run.services:
-        info = s.services[name]
-        peak, at = peak_at(run.series[name], "offered_rps")
-        if info.offered_peak_rps is not None:
-            peak = info.offered_peak_rps
-        facts.append((f"{name} peak", f"{fmt_num(peak)} requests/s at {when(at, clock)}; "
-                                      f"{fmt_count(info.requests)} requests in the run"))
+        facts.append((f"{name} peak", peak_fact(run, name)))
     if s.sim_requests is not None:
         facts.append(("simulated attempts", fmt_count(s.sim_requests)))
     return tuple(facts)
+
+
+def peak_fact(run: RunData, name: str) -> str:
+    """The traffic curve's peak (the definition ``plan`` and ``curve`` use) and, apart, the
+    busiest tick with its start: a constant 80/s has a peak of 80/s and a busier tick."""
+    info, clock = run.summary.services[name], run.start_clock_s
+    busiest, tick_at = peak_at(run.series[name], "offered_rps")
+    if info.offered_peak_rps is not None:
+        busiest = info.offered_peak_rps
+    if info.offered_peak_s is not None:
+        tick_at = info.offered_peak_s
+    tick = f"busiest tick {fmt_num(busiest)} requests/s offered, from {when(tick_at, clock)}"
+    total = f"{fmt_count(info.requests)} requests in the run"
+    if info.curve_peak_rps is None or info.curve_peak_s is None:
+        return f"{tick}; {total}"
+    return (f"{fmt_num(info.curve_peak_rps)} requests/s at {when(info.curve_peak_s, clock)} "
+            f"(the traffic curve's highest rate); {tick}; {total}")
 
 
 def cost_fact(run: RunData) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 
 from sim.report.data import RunData
 from sim.report.derive import Window, error_fraction, errors, miss_windows
-from sim.report.document import VerdictLine, fmt_objective, objective_label
+from sim.report.document import VerdictLine, fmt_objective, objective_label, plural
 
 MIN_LOSS_SHARE = 0.01
 """An error-rate window is named only if it holds at least this share of the lost attempts."""
@@ -118,7 +118,8 @@ def judge(run: RunData) -> RunVerdict:
         headline = (f"SLO met: all {len(judged)} services held their SLOs." if len(judged) > 1
                     else f"SLO met: {judged[0].service} held its SLO.")
     else:
-        headline = (f"SLO missed: {len(missed)} of {len(judged)} services missed "
+        headline = (f"SLO missed: {missed[0]} missed its SLO." if len(judged) == 1 else
+                    f"SLO missed: {len(missed)} of {plural(len(judged), 'service')} missed "
                     f"({', '.join(missed)}).")
     return RunVerdict(not missed, headline, verdicts)
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
-from sim.console import comparison_table, progress_bar
+from sim.console import ci_mode, comparison_table, progress_bar, show_table
 from sim.model import Scenario
 from sim.parallel import DoneFn, Where
 from sim.report import Table as ModelTable
@@ -34,6 +33,7 @@ from sim.study.report import (
 from sim.study.sweep import Setting
 from sim.study.sweep_report import SweepFiles, cheapest_sentence, sweep_table
 from sim.study.sweep_runs import SweepOutcome
+from sim.termtable import TextTable
 
 _GATE_WORDS = {"pass": ("green", "PASS"), "fail": ("red", "FAIL"),
                "undecided": ("yellow", "UNDECIDED")}
@@ -46,15 +46,9 @@ def done_fraction(bar: Callable[[float], None] | None) -> DoneFn | None:
     return lambda done, total: bar(done / total)
 
 
-def model_table(model: ModelTable) -> Table:
+def model_table(model: ModelTable) -> TextTable:
     """A report table (already formatted cells) as a terminal table."""
-    table = Table(title=model.title, title_justify="left", caption=model.note or None,
-                  caption_justify="left")
-    for column, align in zip(model.header, model.align, strict=True):
-        table.add_column(column, justify="right" if align == "r" else "left")
-    for row in model.rows:
-        table.add_row(*row)
-    return table
+    return TextTable.from_table(model)
 
 
 def gate_line(console: Console, decision: str, text: str) -> None:
@@ -68,14 +62,14 @@ def run_replicated(console: Console, scenario: Scenario, n: int, place: Where, *
                    as_json: bool) -> int:
     """``peaksim run --replications``; returns the gate's exit code (0, 1 or 3)."""
     with progress_bar(console, f"{n} replications on {place.describe()}",
-                      console.is_terminal) as bar:
+                      console.is_terminal and not ci_mode()) as bar:
         outcome = run_replications(scenario, n, place, seed=seed, variant=variant, out=out,
                                    on_done=done_fraction(bar))
     rep = outcome.replicated
     if as_json:
         sys.stdout.write(json.dumps(rep.to_json(), indent=2) + "\n")
         return rep.exit_code
-    console.print(model_table(figures_table([rep.policy], [rep])), markup=False)
+    show_table(console, model_table(figures_table([rep.policy], [rep])))
     for line in verdict_lines("", rep):
         console.print(f"  - {line.text}", markup=False)
     gate_line(console, str(rep.decision), headline(rep.decision, rep.replications_needed, n))
@@ -89,7 +83,7 @@ def compare_replicated(console: Console, scenario: Scenario, names: Sequence[str
     """``peaksim compare --replications``: the table with intervals and the significant
     differences against the first variant."""
     label = f"{len(names)} variants x {n} replications on {place.describe()}"
-    with progress_bar(console, label, console.is_terminal) as bar:
+    with progress_bar(console, label, console.is_terminal and not ci_mode()) as bar:
         outcome = compare_replications(scenario, names, n, place, seed=seed, out=out,
                                        on_done=done_fraction(bar))
     rows = replicated_rows(names, outcome.variants)
@@ -101,10 +95,10 @@ def compare_replicated(console: Console, scenario: Scenario, names: Sequence[str
                                      "differences": [d.to_json() for d in diffs]},
                                     indent=2) + "\n")
         return
-    console.print(comparison_table(rows, f"{scenario.name}: {len(names)} policies, {n} "
+    show_table(console, comparison_table(rows, f"{scenario.name}: {len(names)} policies, {n} "
                                          f"replications, mean ± 95% half-width (Student t)"))
     significant = [d for d in diffs if d.significant]
-    console.print(model_table(differences_table(significant)), markup=False)
+    show_table(console, model_table(differences_table(significant)))
     console.print(comparison_headline(names, outcome.variants)[0], markup=False)
     console.print(f"{len(significant)} of {len(diffs)} differences against {names[0]} are "
                   f"significant (paired by seed); all pairs: "
@@ -116,7 +110,7 @@ def confirm_plan_on_intervals(console: Console, scenario: Scenario, outcome: Pla
                               n: int, place: Where, *, seed: int | None) -> int:
     """``peaksim plan --replications``: confirm the counts; returns the exit code (0, 1, 3)."""
     with progress_bar(console, f"confirming the plan over {n} replications",
-                      console.is_terminal) as bar:
+                      console.is_terminal and not ci_mode()) as bar:
         rep = confirm_plan(scenario, outcome.plan, n, place, outcome.run_dir, seed=seed,
                            on_done=done_fraction(bar))
     for line in verdict_lines("", rep):
@@ -129,7 +123,7 @@ def confirm_plan_on_intervals(console: Console, scenario: Scenario, outcome: Pla
 def print_sweep(console: Console, outcome: SweepOutcome, settings: Sequence[Setting],
                 files: SweepFiles) -> None:
     """The sweep's table, the cheapest point that holds, and where the files are."""
-    console.print(model_table(sweep_table(outcome, settings)), markup=False)
+    show_table(console, model_table(sweep_table(outcome, settings)))
     console.print(cheapest_sentence(outcome), markup=False)
     console.print(f"wrote {files.csv}, {files.json.name}, {files.markdown.name} and "
                   f"{files.plot.name}", markup=False)

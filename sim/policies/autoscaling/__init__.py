@@ -21,7 +21,7 @@ from sim.policies.autoscaling.hpa_config import Behavior, HpaSettings, TargetTra
 from sim.policies.autoscaling.k8s_read import read_scalers
 from sim.policies.autoscaling.kubernetes import KubernetesParams, KubernetesPolicy
 from sim.policies.autoscaling.predictive import PredictiveParams, PredictivePolicy
-from sim.policies.autoscaling.registry import POLICIES, build_policy
+from sim.policies.autoscaling.registry import POLICIES, POLICY_ALIASES, build_policy
 from sim.policies.autoscaling.scheduled import ScheduledParams, StaticParams
 from sim.policies.autoscaling.step import StepParams
 
@@ -36,6 +36,7 @@ __all__ = [
     "InstanceView",
     "Observation",
     "POLICIES",
+    "POLICY_ALIASES",
     "PolicyContext",
     "PolicyError",
     "PredictiveParams",

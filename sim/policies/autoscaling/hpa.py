@@ -62,6 +62,8 @@ class HpaController:
         self.window_s = window_s
         self.state: _State | None = None
         self.reason = ""
+        self._clipped = ""
+        """Why the last sync's desired count differs from its proposal (the limit that won)."""
 
     def sync(self, t_s: float, sv: ServiceView, floor: int = 0) -> int:
         """Desired instances of ``sv`` at ``t_s``.
@@ -94,11 +96,14 @@ class HpaController:
             proposal = max(0, min(max(metric_proposal or 0, floor), _INT32_MAX))
             if floor and floor >= (metric_proposal or 0):
                 self.reason += f"; floor {floor}"
+            self._clipped = ""
             if cfg.scale_up is None or cfg.scale_down is None:
                 desired = self._normalize_legacy(t_s, current, proposal, low, high)
             else:
                 desired = self._normalize_behavior(t_s, current, proposal, low, high)
             self.reason = f"{self.reason}; proposal {proposal} -> {desired}"
+            if desired != proposal and self._clipped:
+                self.reason += f" ({self._clipped})"
         if desired != current and cfg.scale_up is not None:
             self._store_event(t_s, current, desired)
         return desired
@@ -155,10 +160,15 @@ class HpaController:
             return None
         ready_count = len(metrics)
         ratio = self._ratio(metrics)
-        self.reason = (
-            f"{cfg.metric} {sum(metrics) / ready_count:.3g} / target {cfg.target:g}"
-            f" = {ratio:.3f} over {ready_count} ready"
-        )
+        mean = sum(metrics) / ready_count
+        if is_cpu:  # the ratio uses whole percent, as upstream: show the value it used
+            used = math.floor(round(mean * 100.0, 9))
+            self.reason = (f"utilization {used}% (mean {100 * mean:.1f}%, truncated to whole "
+                           f"percent) / target {round(cfg.target * 100.0, 9):g}% = {ratio:.3f}"
+                           f" over {ready_count} ready")
+        else:
+            self.reason = (f"{cfg.metric} {mean:.4g} / target {cfg.target:g} = {ratio:.3f}"
+                           f" over {ready_count} ready")
         scale_up_with_unready = unready > 0 and ratio > 1.0
         if not scale_up_with_unready and missing == 0:
             if self._within(ratio):
@@ -208,10 +218,18 @@ class HpaController:
         recs = [r for r in self.state.recommendations if r[0] >= cutoff]  # "not Before(cutoff)"
         stabilized = max([proposal] + [n for _, n in recs])
         self.state.recommendations = recs + [(t_s, proposal)]
+        if stabilized > proposal:
+            self._clipped = (f"the highest recommendation of the last "
+                             f"{self.config.downscale_stabilization_s:g} s, downscale "
+                             f"stabilization")
         limit = max(2 * current, 4)
         top = min(high, limit)
         if stabilized < low:
+            self._clipped = f"min {low}"
             return low
+        if stabilized > top:
+            self._clipped = (f"max {high}" if top == high else
+                             f"scale-up limit max(2 x {current}, 4) = {limit} per sync")
         return min(stabilized, top)
 
     def _normalize_behavior(
@@ -230,12 +248,24 @@ class HpaController:
         self.state.recommendations = [
             r for r in self.state.recommendations if r[0] >= oldest
         ] + [(t_s, proposal)]
+        if stabilized > proposal:
+            self._clipped = f"scale-down stabilization window {down.window_s:g} s"
+        elif stabilized < proposal:
+            self._clipped = f"scale-up stabilization window {up.window_s:g} s"
         if stabilized > current:
             limit = max(self._up_limit(t_s, current, up), current)
-            return min(stabilized, high, limit)
+            desired = min(stabilized, high, limit)
+            if desired < stabilized:
+                self._clipped = (f"scale-up policies ({_rules_text(up)}) allow {limit}"
+                                 if desired == limit else f"max {high}")
+            return desired
         if stabilized < current:
             limit = min(self._down_limit(t_s, current, down), current)
-            return max(stabilized, low, limit)
+            desired = max(stabilized, low, limit)
+            if desired > stabilized:
+                self._clipped = (f"scale-down policies ({_rules_text(down)}) allow {limit}"
+                                 if desired == limit else f"min {low}")
+            return desired
         return stabilized
 
     def _changed(self, t_s: float, period_s: float) -> tuple[int, int]:
@@ -334,3 +364,10 @@ class TargetTrackingPolicy(AutoscalingPolicy):
         for name, controller in self.hpa.controllers.items():
             self._reasons[name] = f"hpa: {controller.reason}"
         return desired
+
+
+def _rules_text(rules: Rules) -> str:
+    """``"Pods 4 per 15 s or Percent 100 per 15 s, select Max"``."""
+    listed = " or ".join(f"{kind} {value:g} per {period_s:g} s"
+                         for kind, value, period_s in rules.policies)
+    return f"{listed}, select {rules.select}"

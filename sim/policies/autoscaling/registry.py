@@ -24,6 +24,20 @@ POLICIES: Mapping[str, type[AutoscalingPolicy]] = MappingProxyType({
 })
 """Every autoscaling policy by the name scenarios use in ``policy:``."""
 
+POLICY_ALIASES: Mapping[str, str] = MappingProxyType({
+    # What people call these policies elsewhere (lower case, "-" and " " read as "_").
+    "hpa": "target_tracking", "kubernetes": "target_tracking", "k8s": "target_tracking",
+    "horizontal_pod_autoscaler": "target_tracking", "keda": "target_tracking",
+    "aws": "target_tracking", "target_tracking_scaling": "target_tracking",
+    "cpu": "target_tracking", "reactive": "target_tracking",
+    "step_scaling": "step", "simple_scaling": "step", "alarm": "step", "alarms": "step",
+    "cron": "scheduled", "schedule": "scheduled", "scheduled_scaling": "scheduled",
+    "prewarm": "scheduled", "pre_warm": "scheduled",
+    "predictive_scaling": "predictive", "forecast": "predictive",
+    "fixed": "static", "none": "static", "manual": "static", "constant": "static",
+})
+"""Other names of the policies (Kubernetes, KEDA, AWS Auto Scaling), for "did you mean"."""
+
 
 class VariantSource(Protocol):
     """What ``build_policy`` reads of a scenario's autoscaling section (``sim.model``)."""
@@ -62,7 +76,7 @@ def build_policy(
         known = sorted(set(variants) | set(POLICIES))
         raise PolicyError(
             f"unknown autoscaling variant or policy '{variant_name}'"
-            f"{suggest(variant_name, known)}; known: {', '.join(known)}"
+            f"{suggest(variant_name, known, POLICY_ALIASES)}; known: {', '.join(known)}"
         )
     cls = POLICIES[params.policy]  # type: ignore[attr-defined]
     context = replace(
