@@ -55,10 +55,11 @@ class RunOutcome:
 
 def run_scenario(
     scenario: Scenario, *, seed: int | None = None, out: Path | None = None,
-    variant: str | None = None, progress: ProgressFn | None = None,
+    variant: str | None = None, progress: ProgressFn | None = None, engine: str | None = None,
 ) -> RunOutcome:
-    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files."""
-    result = simulate(scenario, variant=variant, seed=seed, progress=progress)
+    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files;
+    ``engine`` is exact, fluid or auto (None: the scenario's ``engine`` key)."""
+    result = simulate(scenario, variant=variant, seed=seed, progress=progress, engine=engine)
     run_dir = new_run_dir(scenario.name, out)
     result.write(run_dir)
     return RunOutcome(run_dir, result.summary(), _write_report(run_dir))
