@@ -145,3 +145,21 @@ def modified_offered_load(lam_rps: np.ndarray, mean_s: float, dt_s: float,
         value = keep * value + gain * x
         out.append(value)
     return np.asarray(out), value
+
+
+def retry_spread(lo_s: float, hi_s: float, dt_s: float) -> tuple[int, np.ndarray]:
+    """When retries come back, in steps of ``dt_s`` after the step of the attempt: a delay
+    uniform on ``[lo_s, hi_s]`` (backoff +- jitter, after the failure) as (first step offset,
+    weights per step from it). A retry is never due in its own step."""
+    first = int(math.floor(lo_s / dt_s + 0.5))
+    last = max(first, int(math.floor(hi_s / dt_s + 0.5)))
+    if last == first:
+        return max(first, 1), np.ones(1)
+    grid = np.arange(first, last + 1) * dt_s
+    width = np.clip(np.minimum(grid + dt_s / 2, hi_s) - np.maximum(grid - dt_s / 2, lo_s),
+                    0.0, None)
+    weights = width / width.sum()
+    if first == 0:
+        weights = weights[1:] / max(weights[1:].sum(), 1e-12)
+        first = 1
+    return first, weights

@@ -27,15 +27,13 @@ engine's, so percentiles, SLO verdicts and plots work unchanged. Counts are expe
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
-from scipy import sparse
 
-from sim.engine.fluid_model import WaitLaw, modified_offered_load, wait_law
+from sim.engine.fluid_latency import FluidHistogram, LatencyKernel, ServiceShape
+from sim.engine.fluid_model import WaitLaw, modified_offered_load, retry_spread, wait_law
 from sim.engine.plane import PlaneConfig
 from sim.engine.plane_state import Accounts
-from sim.metrics import HIST_BINS, LatencyHistogram, bin_centre_ms, latency_bins
 from sim.model import Sampler, Service, TrafficModel
 
 STEP_TARGET_S = 1.0
@@ -44,74 +42,6 @@ waiting-time law within a step is stationary (queues relax within the timeouts).
 _WAIT_NODES = 160
 _NO_PATIENCE_HORIZON_S = 1e4
 _RETRY_SWEEPS = 6  # fixed-point sweeps for retries that land in the same batch
-
-
-@dataclass(frozen=True)
-class ServiceShape:
-    """The service-time distribution as quantile points: ``points_s`` with masses
-    ``weights`` (denser in the tail, so p99 of latency is resolved)."""
-
-    points_s: np.ndarray
-    weights: np.ndarray
-    mean_s: float
-    cs2: float
-
-    @classmethod
-    def of(cls, sampler: Sampler, seed: int) -> ServiceShape:
-        edges = np.concatenate([np.linspace(0.0, 0.95, 96),
-                                1.0 - np.geomspace(0.05, 1e-5, 64), [1.0]])
-        mids = (edges[:-1] + edges[1:]) / 2.0
-        draws = sampler.sample_ms(np.random.default_rng([seed, 99]), 200_000)
-        points = np.quantile(draws, mids) / 1000.0
-        mean_s = sampler.mean_ms / 1000.0
-        cs2 = sampler.second_moment_ms2 / max(sampler.mean_ms**2, 1e-12) - 1.0
-        return cls(points, np.diff(edges), mean_s, max(cs2, 0.0))
-
-
-class LatencyKernel:
-    """Per waiting-time node: the histogram of latency = wait + service (completed only,
-    latency within the timeout), the share served late and the mean latency."""
-
-    def __init__(self, shape: ServiceShape, nodes_s: np.ndarray, timeout_s: float,
-                 factor: float) -> None:
-        lat_s = nodes_s[:, None] + factor * shape.points_s[None, :]
-        ok = lat_s <= timeout_s if timeout_s > 0 else np.ones(lat_s.shape, dtype=bool)
-        w = np.where(ok, shape.weights[None, :], 0.0)
-        bins = latency_bins(lat_s * 1000.0)
-        rows = np.arange(nodes_s.size)[:, None] * HIST_BINS + bins
-        flat = np.bincount(rows.ravel(), weights=w.ravel(), minlength=nodes_s.size * HIST_BINS)
-        # sparse: a node's latencies cover a few hundred of the histogram's bins
-        self.matrix_t = sparse.csr_matrix(flat.reshape(nodes_s.size, HIST_BINS).T)
-        self.row0 = flat[:HIST_BINS].copy()
-        """The no-wait node's latency histogram (dense)."""
-        self.done_share = w.sum(axis=1)
-        self.mean_ms = (w * lat_s).sum(axis=1) * 1000.0
-
-
-class FluidHistogram(LatencyHistogram):
-    """A latency histogram of expected (fractional) counts."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.counts = np.zeros(HIST_BINS)
-        self.weight = 0.0
-
-    def add_counts(self, counts: np.ndarray, sum_ms: float) -> None:
-        self.counts += counts
-        self.weight += float(counts.sum())
-        self.count = int(round(self.weight))
-        self.sum_ms += sum_ms
-
-    def finish(self) -> None:
-        """Set ``max_ms``: the largest latency at least half a request is expected to reach."""
-        tail = np.cumsum(self.counts[::-1])
-        reached = np.flatnonzero(tail >= 0.5)
-        if reached.size:
-            self.max_ms = bin_centre_ms(HIST_BINS - 1 - int(reached[0]))
-
-    @property
-    def mean_ms(self) -> float | None:
-        return self.sum_ms / self.weight if self.weight > 0 else None
 
 
 class FluidPlane:
@@ -388,26 +318,11 @@ class FluidPlane:
         return inside
 
     def _spread(self, level: int, delay_s: float) -> tuple[int, np.ndarray]:
-        """Step offset and weights of a retry after a failure at level ``level`` that
-        happened ``delay_s`` after its arrival: backoff x multiplier^level, +-jitter."""
         retries = self.spec.retries
         assert retries is not None
         back_s = retries.backoff_ms / 1000.0 * retries.multiplier**level
-        lo_s = delay_s + back_s * (1.0 - retries.jitter)
-        hi_s = delay_s + back_s * (1.0 + retries.jitter)
-        dt = self.step_s
-        first = int(math.floor(lo_s / dt + 0.5))
-        last = max(first, int(math.floor(hi_s / dt + 0.5)))
-        if last == first:
-            return max(first, 1), np.ones(1)
-        grid = np.arange(first, last + 1) * dt
-        width = np.clip(np.minimum(grid + dt / 2, hi_s) - np.maximum(grid - dt / 2, lo_s),
-                        0.0, None)
-        weights = width / width.sum()
-        if first == 0:  # a retry is never due in its own step
-            weights = weights[1:] / max(weights[1:].sum(), 1e-12)
-            first = 1
-        return first, weights
+        return retry_spread(delay_s + back_s * (1.0 - retries.jitter),
+                            delay_s + back_s * (1.0 + retries.jitter), self.step_s)
 
     def _schedule(self, level: int, k: int, amount: np.ndarray, delay_s: float) -> None:
         first, kernel = self._spread(level - 1, delay_s)
