@@ -14,11 +14,12 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
-from sim.engine import Simulation, simulate_oracle
-from sim.model import Scenario, TrafficModel, parse_scenario, sampler_for
+from sim.engine import Simulation, scale_fleet, simulate, simulate_oracle
+from sim.model import Scenario, TrafficModel, load_scenario, parse_scenario, sampler_for
 
 _BENCH_YAML = """
 name: bench
@@ -128,5 +129,56 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def to_json(result: BenchResult) -> str:
+def to_json(result: BenchResult | FluidBench) -> str:
     return json.dumps(result.as_dict(), indent=2)
+
+
+# ---------------------------------------------------------------- bench --engine fluid
+# The fluid engine at the real 11.11 rates against the exact engine at 1/1000 of them, in the
+# same run: simulated requests per wall-second of each, and their ratio; the wall-times of the
+# real-scale runs (the scenario's two hours and a whole 24-hour day) are what a user waits for.
+
+DEFAULT_SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / \
+    "singles-day-full.yaml"
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class FluidBench:
+    """Wall-times and simulated requests per wall-second of both engines."""
+
+    scenario: str
+    exact_requests: int
+    exact_wall_s: float
+    exact_rps: float
+    fluid_requests: int
+    fluid_wall_s: float
+    fluid_rps: float
+    day_requests: int
+    day_wall_s: float
+    day_rps: float
+    ratio: float
+
+    def as_dict(self) -> dict[str, float | int | str]:
+        return asdict(self)
+
+
+def run_fluid_bench(path: Path = DEFAULT_SCENARIO, scale: float = 0.001) -> FluidBench:
+    """Exact at ``scale`` x the rates and fleet, fluid at 1x over the run and over a day."""
+    scenario = load_scenario(path)
+    exact = _timed(scale_fleet(scenario, scale), "exact")
+    fluid = _timed(scenario, "fluid")
+    day = _timed(scenario.model_copy(update={"duration_s": DAY_S}), "fluid")
+    return FluidBench(
+        scenario=scenario.name, exact_requests=exact[0], exact_wall_s=exact[1],
+        exact_rps=exact[0] / exact[1], fluid_requests=fluid[0], fluid_wall_s=fluid[1],
+        fluid_rps=fluid[0] / fluid[1], day_requests=day[0], day_wall_s=day[1],
+        day_rps=day[0] / day[1], ratio=(fluid[0] / fluid[1]) / (exact[0] / exact[1]))
+
+
+def _timed(scenario: Scenario, engine: str) -> tuple[int, float]:
+    started = time.perf_counter()
+    result = simulate(scenario, engine=engine)
+    return result.sim_requests, time.perf_counter() - started
+
+

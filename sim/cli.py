@@ -145,6 +145,11 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the files into this directory instead of reports/."),
 ]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", help="exact (every request), fluid (flows per time step, any "
+                                  "rate) or auto; default: the scenario's engine key (auto)."),
+]
 
 
 ReplicationsOpt = Annotated[int | None, typer.Option(
@@ -227,14 +232,16 @@ def run(
     replications: ReplicationsOpt = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Simulate a scenario; write summary.json, timeseries.csv and the report."""
     with user_errors():
         from sim.console import progress_bar, service_table, verdict_line
+        from sim.engine import with_engine
         from sim.model import load_scenario
         from sim.runs import run_scenario
 
-        scenario = load_scenario(file)
+        scenario = with_engine(load_scenario(file), engine)
         console = _err() if as_json else _out()
         if replications is not None:
             from sim.parallel import where
@@ -246,7 +253,8 @@ def run(
                 raise typer.Exit(code)
             return
         with progress_bar(console, f"simulating {scenario.name}", _animate(console)) as bar:
-            outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar)
+            outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar,
+                                   engine=engine)
         summary = outcome.summary
         _job_summary(outcome.run_dir / "report.md")
         if as_json:
@@ -254,8 +262,10 @@ def run(
         else:
             show_table(console, service_table(
                 summary, f"{scenario.name} — policy {summary['policy']}, seed {summary['seed']}"))
+            used = summary["engine"]
             print_paths(console, f"simulated {summary['sim_requests']:,} requests in "
-                                 f"{summary['wall_s']:.1f} s; report:", outcome.main_file)
+                                 f"{summary['wall_s']:.1f} s with the {used['name']} engine "
+                                 f"({used['reason']}); report:", outcome.main_file)
             console.print(verdict_line(summary))
         if gate and not summary["slo_met"]:
             raise typer.Exit(1)
@@ -275,18 +285,20 @@ def compare(
     replications: ReplicationsOpt = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """Run one scenario and seed under several policies; print and write a side-by-side
     comparison."""
     with user_errors():
         from sim.console import cluster_table, comparison_table, progress_bar
+        from sim.engine import with_engine
         from sim.model import load_scenario
         from sim.parallel import where
         from sim.report import plural
         from sim.runs import compare_variants, comparison_rows, variant_names
         from sim.study import done_fraction
 
-        scenario = load_scenario(file)
+        scenario = with_engine(load_scenario(file), engine)
         names = variant_names(scenario, policy or [])
         console = _err() if as_json else _out()
         place = where(jobs, cluster)
@@ -334,8 +346,12 @@ def bench(
         min=0.05, max=2.0, help="--loadgen: replay rate as a fraction of bare.")] = 0.9,
     workers: Annotated[int, typer.Option(
         min=0, max=64, help="--loadgen: replay worker processes (0: one process).")] = 0,
+    engine: Annotated[str, typer.Option(
+        "--engine", help="exact: the engine against the naive SimPy model; fluid: the fluid "
+                         "engine at real 11.11 rates against exact at 1/1000.")] = "exact",
 ) -> None:
     """Engine speed against the naive per-request SimPy model on the same workload; with
+    --engine fluid, the fluid engine at the real rates against exact at 1/1000; with
     --loadgen, the load generator's replay against bare Locust FastHttpUser."""
     with user_errors():
         if loadgen:
@@ -349,6 +365,11 @@ def bench(
             for line in loadgen_lines(measured):
                 _out().print(line, markup=False)
             return
+        if engine == "fluid":
+            _bench_fluid(as_json)
+            return
+        if engine != "exact":
+            raise PeaksimError(f"--engine: expected exact or fluid, got {engine!r}")
         from sim.bench import run_bench, to_json
 
         console = _err() if as_json else _out()
@@ -410,7 +431,7 @@ def sweep(
         console = _err() if as_json else _out()
         runs = len(points) * (replications or 1)
         with progress_bar(console, f"{runs} runs on {place.describe()}",
-                          console.is_terminal) as bar:
+                          _animate(console)) as bar:
             outcome = run_sweep(points, place, replications=replications, seed=seed,
                                 variant=policy, out=out, on_done=done_fraction(bar))
         files = write_sweep(outcome, parsed)
@@ -418,6 +439,25 @@ def sweep(
             sys.stdout.write(json.dumps(sweep_json(outcome, parsed), indent=2) + "\n")
             return
         print_sweep(console, outcome, parsed, files)
+
+
+def _bench_fluid(as_json: bool) -> None:
+    from sim.bench import run_fluid_bench, to_json
+
+    console = _err() if as_json else _out()
+    with console.status("benchmarking (exact at 1/1000, fluid at 1x for 2 h and 24 h)"):
+        result = run_fluid_bench()
+    if as_json:
+        sys.stdout.write(to_json(result) + "\n")
+        return
+    rows = (("exact, 1/1000, 2 h", result.exact_requests, result.exact_wall_s, result.exact_rps),
+            ("fluid, 1x, 2 h", result.fluid_requests, result.fluid_wall_s, result.fluid_rps),
+            ("fluid, 1x, 24 h", result.day_requests, result.day_wall_s, result.day_rps))
+    show_table(console, TextTable.of(
+        f"{result.scenario}: exact at 1/1000 of the rates, fluid at 1x",
+        ("run", "requests", "wall s", "requests / s"), ("l", "r", "r", "r"),
+        [(run, f"{n:,}", f"{wall:.2f}", f"{rate:,.0f}") for run, n, wall, rate in rows]))
+    console.print(f"fluid / exact (simulated requests per second): [bold]{result.ratio:,.0f}x[/]")
 
 
 # --- peaksim report (sim/report*.py) -------------------------------------------------------
@@ -646,16 +686,18 @@ def plan(
     replications: ReplicationsOpt = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    engine: EngineOpt = None,
 ) -> None:
     """How many instances of each service must be ready, and from when, to hold the SLO through
     the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
     cheapest schedule over the whole run. Exit 1 if no plan holds."""
     with user_errors():
+        from sim.engine import with_engine
         from sim.model import load_scenario
         from sim.report import plan_table
         from sim.runs import plan_scenario
 
-        scenario = load_scenario(file)
+        scenario = with_engine(load_scenario(file), engine)
         console = _err() if as_json else _out()
         only = [name for name, given in (
             ("--write-variant", write_variant is not None), ("--emit", emit is not None),

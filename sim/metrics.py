@@ -37,8 +37,15 @@ def percentile_ms(counts: np.ndarray, q: float) -> float | None:
     """The ``q``-quantile (0..1) of a latency histogram, or None when it is empty.
 
     Uses the nearest-rank definition: the smallest value with at least ``q x n`` values at or
-    below it.
+    below it. Histograms of expected (fractional) counts, as the fluid engine writes them, use
+    the continuous rank ``q x n`` and are empty below half a request.
     """
+    if counts.dtype.kind == "f":
+        weight = float(counts.sum())
+        if weight < 0.5:
+            return None
+        cumulative = np.cumsum(counts)
+        return bin_centre_ms(int(np.searchsorted(cumulative, q * weight * (1.0 - 1e-12))))
     total = int(counts.sum())
     if total == 0:
         return None

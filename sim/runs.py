@@ -58,10 +58,11 @@ class RunOutcome:
 
 def run_scenario(
     scenario: Scenario, *, seed: int | None = None, out: Path | None = None,
-    variant: str | None = None, progress: ProgressFn | None = None,
+    variant: str | None = None, progress: ProgressFn | None = None, engine: str | None = None,
 ) -> RunOutcome:
-    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files."""
-    result = simulate(scenario, variant=variant, seed=seed, progress=progress)
+    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files;
+    ``engine`` is exact, fluid or auto (None: the scenario's ``engine`` key)."""
+    result = simulate(scenario, variant=variant, seed=seed, progress=progress, engine=engine)
     if progress is not None:
         progress(1.0)  # simulated; what follows is writing the files
     run_dir = new_run_dir(scenario.name, out)

@@ -27,9 +27,10 @@ def fast_in_batches(arrivals, service, workers, timeout_s, max_queue, boundaries
             pending_a.append(arrivals[i])
             pending_s.append(service[i])
             i += 1
-        starts = [0.0] * len(pending_a)
-        done = serve_fast(queue, pending_a, pending_s, starts, t_end, timeout_s, max_queue)
-        starts_all += starts[:done]
+        starts: list[float] = []
+        done = serve_fast(queue, pending_a, pending_s, 0, starts, t_end, timeout_s, max_queue)
+        assert len(starts) == done
+        starts_all += starts
         pending_a, pending_s = pending_a[done:], pending_s[done:]
     return starts_all
 

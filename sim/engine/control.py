@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterator, Sequence
+from typing import overload
 
 import numpy as np
 import simpy
@@ -43,25 +44,34 @@ class MetricWindow:
         self.samples: dict[str, deque[tuple[float, Sample]]] = {n: deque() for n in services}
         self.history: dict[str, list[tuple[float, float]]] = {n: [] for n in services}
         self.last_scrape_s: float | None = None
+        self._averages: dict[str, Sample] = {}
 
     def add(self, service: str, t_s: float, sample: Sample) -> None:
         """Record one scrape of ``service`` taken at ``t_s``."""
         samples = self.samples[service]
         samples.append((t_s, sample))
+        self._averages.pop(service, None)
         self.history[service].append((t_s, sample.get("arrival_rps") or 0.0))
         while samples and samples[0][0] <= t_s - self.window_s:
             samples.popleft()
         self.last_scrape_s = t_s
 
     def average(self, service: str) -> Sample:
-        """Per-metric mean of the samples in the window (None where none has a value)."""
+        """Per-metric mean of the samples in the window (None where none has a value); kept
+        until the next scrape of ``service`` (every instance of a fleet asks for it)."""
+        cached = self._averages.get(service)
+        if cached is not None:
+            return dict(cached)
         values: dict[str, list[float]] = {}
         for _t, sample in self.samples[service]:
             for key, value in sample.items():
                 if value is not None and not math.isnan(value):
                     values.setdefault(key, []).append(value)
         keys = {key for _t, sample in self.samples[service] for key in sample}
-        return {key: (float(np.mean(values[key])) if key in values else None) for key in keys}
+        average = {key: (float(np.mean(values[key])) if key in values else None)
+                   for key in keys}
+        self._averages[service] = average
+        return dict(average)
 
     def instance_metric(self, policy: AutoscalingPolicy, service: str, ready: bool,
                         ready_since_s: float) -> float | None:
@@ -132,14 +142,18 @@ class Controller:
         views = {}
         for name, rt in sim.services.items():
             metrics = self.window.average(name)
-            instances = tuple(
-                InstanceView(
-                    ready=inst.ready, age_s=(now - inst.started_s) * scale,
-                    metric=self.window.instance_metric(self.policy, name, inst.ready,
-                                                       inst.ready_s),
+
+            def build(name: str = name, rt: ServiceRuntime = rt) -> tuple[InstanceView, ...]:
+                return tuple(
+                    InstanceView(
+                        ready=inst.ready, age_s=(now - inst.started_s) * scale,
+                        metric=self.window.instance_metric(self.policy, name, inst.ready,
+                                                           inst.ready_s),
+                    )
+                    for inst in rt.instances
                 )
-                for inst in rt.instances
-            )
+
+            instances = LazyViews(build, len(rt.instances))
             limits = rt.spec.instances
             views[name] = ServiceView(
                 name=name, current=len(rt.instances), ready=rt.ready_count,
@@ -148,9 +162,77 @@ class Controller:
                 mean_service_ms=rt.plane.sampler.mean_ms, metrics=metrics, instances=instances,
             )
         clock = None if start_clock is None else (start_clock + now) % 86400.0
-        history = {name: tuple((t * scale, rps) for t, rps in h)
+        history = {name: HistoryView(h, len(h), scale)
                    for name, h in self.window.history.items()}
         return Observation(t_s=now * scale, clock_s=clock, services=views, history=history)
+
+
+class LazyViews(Sequence[InstanceView]):
+    """The instance views of one service, built on first use: most policies never look at
+    them, and a real-scale fleet has tens of thousands."""
+
+    def __init__(self, build: Callable[[], tuple[InstanceView, ...]], count: int) -> None:
+        self._build = build
+        self._count = count
+        self._views: tuple[InstanceView, ...] | None = None
+
+    def _all(self) -> tuple[InstanceView, ...]:
+        if self._views is None:
+            self._views = self._build()
+        return self._views
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> InstanceView: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[InstanceView]: ...
+
+    def __getitem__(self, index: int | slice) -> InstanceView | Sequence[InstanceView]:
+        return self._all()[index]
+
+    def __iter__(self) -> Iterator[InstanceView]:
+        return iter(self._all())
+
+
+class HistoryView(Sequence[tuple[float, float]]):
+    """The first ``count`` (t_s, arrival_rps) samples of a growing history, times multiplied
+    by ``scale``: a read-only snapshot without a copy (the history grows by one sample a
+    scrape, and a day has thousands)."""
+
+    def __init__(self, samples: list[tuple[float, float]], count: int, scale: float) -> None:
+        self._samples = samples
+        self._count = count
+        self._scale = scale
+
+    def __len__(self) -> int:
+        return self._count
+
+    @overload
+    def __getitem__(self, index: int) -> tuple[float, float]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[tuple[float, float]]: ...
+
+    def __getitem__(
+        self, index: int | slice,
+    ) -> tuple[float, float] | Sequence[tuple[float, float]]:
+        if isinstance(index, slice):
+            return tuple(self._item(i) for i in range(*index.indices(self._count)))
+        if index < 0:
+            index += self._count
+        if not 0 <= index < self._count:
+            raise IndexError("history index out of range")
+        return self._item(index)
+
+    def _item(self, i: int) -> tuple[float, float]:
+        t, rps = self._samples[i]
+        return (t * self._scale, rps)
+
+    def __iter__(self) -> Iterator[tuple[float, float]]:
+        return (self._item(i) for i in range(self._count))
 
 
 def scrape(sim: EngineState, rt: ServiceRuntime, t0_s: float, t1_s: float) -> Sample:
@@ -227,8 +309,15 @@ def build_controller(
 
     traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
 
+    known: dict[tuple[str, float], float] = {}
+
     def forecast_rps(service: str, scenario_t_s: float) -> float:
-        return traffic.rate_rps(service, scenario_t_s / traffic.time_scale)
+        # a forecast horizon overlaps the previous decision's: each point is computed once
+        key = (service, scenario_t_s)
+        rate = known.get(key)
+        if rate is None:
+            rate = known[key] = traffic.rate_rps(service, scenario_t_s / traffic.time_scale)
+        return rate
 
     context = PolicyContext(
         services=services,

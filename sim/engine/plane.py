@@ -23,6 +23,9 @@ from sim.model import Sampler, Service, TrafficModel
 
 _GRID_STEP_S = 0.25  # rate-grid step (scenario seconds) that bounds the thinning envelope
 _ENVELOPE = 1.05
+MAX_BATCH_ARRIVALS = 500_000
+"""Most arrivals one batch draws: a batch is cut into pieces of at most about this many, so
+memory stays bounded at any rate (one 5-s tick at the real 11.11 rates is 35 M requests)."""
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class ServicePlane:
         self.config = config
         self.timeout_s = spec.timeout_ms / 1000.0
         self.shared = spec.balancer == "least_outstanding"
+        self.wants_ready_ids = not self.shared  # set_ready needs the ready queues' ids
         self.retry_max = spec.retries.max if spec.retries is not None else 0
         self.general = self.retry_max > 0 or not self.shared
         key = zlib.crc32(name.encode())
@@ -66,14 +70,15 @@ class ServicePlane:
         self.hist = LatencyHistogram()
         self.inflight = InFlight()
         self.generated_to_s = 0.0
-        self.fresh_s: np.ndarray = np.zeros(0)  # carried fresh arrivals (fast path)
-        self.fresh_service_s: np.ndarray = np.zeros(0)
+        self.carried = Carried()
         self.retry_heap: list[Retry] = []
         self._retry_service_s: list[float] = []  # buffered draws for retries
         self.workload: tuple[np.ndarray, np.ndarray] | None = None
         """Pre-drawn (arrivals_s, service_s) replacing the random draws (benchmarks, tests)."""
         self._retry_seq = 0
         self.attempts_total = 0
+        grid = np.linspace(0.0, traffic.duration_s, 4096)
+        self._peak_rps = float(traffic.rates_rps(name, grid).max()) * _ENVELOPE
 
     # ------------------------------------------------------------------ arrivals
     def _draw_arrivals(self, t0: float, t1: float) -> np.ndarray:
@@ -104,9 +109,20 @@ class ServicePlane:
 
     # ------------------------------------------------------------------ batches
     def advance_to(self, t_s: float) -> None:
-        """Decide every attempt that arrives before ``t_s`` (or carry it past ``t_s``)."""
+        """Decide every attempt that arrives before ``t_s`` (or carry it past ``t_s``), in
+        pieces of at most about ``MAX_BATCH_ARRIVALS`` arrivals (deciding in pieces gives the
+        same outcomes: attempts still waiting at a piece's end are carried)."""
         if t_s <= self.generated_to_s:
             return
+        expected = self._peak_rps * (t_s - self.generated_to_s)
+        if self.workload is None and expected > MAX_BATCH_ARRIVALS:
+            pieces = int(math.ceil(expected / MAX_BATCH_ARRIVALS))
+            start, span = self.generated_to_s, t_s - self.generated_to_s
+            for k in range(1, pieces):
+                self._advance_piece(start + span * k / pieces)
+        self._advance_piece(t_s)
+
+    def _advance_piece(self, t_s: float) -> None:
         if self.workload is not None:
             times, all_service = self.workload
             lo, hi = np.searchsorted(times, [self.generated_to_s, t_s])
@@ -130,28 +146,30 @@ class ServicePlane:
             self._advance_fast(np.inf, np.zeros(0), np.zeros(0))
 
     def _advance_fast(self, t_s: float, new: np.ndarray, service: np.ndarray) -> None:
-        arrivals = np.concatenate([self.fresh_s, new])
-        service_s = np.concatenate([self.fresh_service_s, service])
-        n = arrivals.size
-        starts = [SHED] * n
+        carried = self.carried
+        carried.extend(new, service)
+        arrivals, service_s, pos = carried.arrivals_s, carried.service_s, carried.pos
+        starts: list[float] = []
         if self.ready_instances > 0 and self.queues[0].free_s:
-            done = serve_fast(self.queues[0], arrivals.tolist(), service_s.tolist(), starts, t_s,
+            done = serve_fast(self.queues[0], arrivals, service_s, pos, starts, t_s,
                               self.timeout_s, self._queue_limit())
         else:
-            done = n
-        self.fresh_s, self.fresh_service_s = arrivals[done:], service_s[done:]
-        self._account(t_s, arrivals[:done], service_s[:done], np.zeros(done, dtype=np.int64),
-                      np.asarray(starts[:done]), None)
+            done = len(arrivals)
+            starts = [SHED] * (done - pos)
+        decided_a, decided_s = carried.take(done)
+        self._account(t_s, decided_a, decided_s, np.zeros(decided_a.size, dtype=np.int64),
+                      np.asarray(starts), None)
 
     def _advance_general(self, t_s: float, new: np.ndarray, service: np.ndarray) -> None:
-        arrivals = np.concatenate([self.fresh_s, new])
-        service_s = np.concatenate([self.fresh_service_s, service])
+        carried = self.carried
+        carried.extend(new, service)
         out = GeneralBatch()
         ready = ([0] if self.ready_instances > 0 else []) if self.shared else self.ready_queues
-        pos = serve_general(self.queues, ready, arrivals.tolist(), service_s.tolist(), 0,
-                            self.retry_heap, t_s, self.timeout_s, self._queue_limit(),
-                            None if self.shared else self.chooser, self._on_failure, out)
-        self.fresh_s, self.fresh_service_s = arrivals[pos:], service_s[pos:]
+        pos = serve_general(self.queues, ready, carried.arrivals_s, carried.service_s,
+                            carried.pos, self.retry_heap, t_s, self.timeout_s,
+                            self._queue_limit(), None if self.shared else self.chooser,
+                            self._on_failure, out)
+        carried.take(pos)
         self._account(t_s, np.asarray(out.arrivals_s), np.asarray(out.service_s),
                       np.asarray(out.attempts, dtype=np.int64), np.asarray(out.starts),
                       np.asarray(out.queues, dtype=np.int64))
@@ -295,6 +313,33 @@ class ServicePlane:
             self._on_failure(arrival, now_s, attempt)
         else:
             acc.final_failures_at.append(now_s)
+
+
+class Carried:
+    """Fresh arrivals not decided yet (still waiting at the last control event), in arrival
+    order: Python lists the kernels read from ``pos`` on. New arrivals are appended and
+    decided ones skipped, so an overload that carries a long queue costs O(new) per batch, not
+    O(queue); the lists are compacted once most of them has been decided."""
+
+    def __init__(self) -> None:
+        self.arrivals_s: list[float] = []
+        self.service_s: list[float] = []
+        self.pos = 0
+
+    def extend(self, arrivals_s: np.ndarray, service_s: np.ndarray) -> None:
+        self.arrivals_s.extend(arrivals_s.tolist())
+        self.service_s.extend(service_s.tolist())
+
+    def take(self, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """The arrivals ``pos..end`` (decided now) as arrays; ``pos`` moves to ``end``."""
+        arrivals = np.asarray(self.arrivals_s[self.pos:end], dtype=float)
+        service = np.asarray(self.service_s[self.pos:end], dtype=float)
+        self.pos = end
+        if self.pos > 4096 and 2 * self.pos > len(self.arrivals_s):
+            del self.arrivals_s[:self.pos]
+            del self.service_s[:self.pos]
+            self.pos = 0
+        return arrivals, service
 
 
 def _take(heap: list[float], candidates: list[int], count: int) -> list[float]:

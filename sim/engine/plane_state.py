@@ -66,6 +66,13 @@ class Accounts:
             else:
                 self._open_ticks[tick] = table[row].copy()
 
+    def add_tick_counts(self, tick: int, counts: np.ndarray) -> None:
+        """Add a histogram of (expected) latency counts to ``tick``'s open histogram."""
+        if tick in self._open_ticks:
+            self._open_ticks[tick] = self._open_ticks[tick] + counts
+        else:
+            self._open_ticks[tick] = counts.astype(float)
+
     def remove_latency(self, finish_s: float, latency_ms: float, tick_s: float) -> None:
         tick = min(int(finish_s / tick_s), self.n_ticks - 1)
         counts = self._open_ticks.get(tick)

@@ -39,16 +39,19 @@ def serve_fast(
     queue: Queue,
     arrivals_s: list[float],
     service_s: list[float],
+    pos: int,
     starts: list[float],
     t_end_s: float,
     timeout_s: float,
     queue_limit: int | None,
 ) -> int:
-    """Decide attempts in arrival order on one shared queue; return how many were decided.
+    """Decide attempts ``pos, pos+1, ...`` in arrival order on one shared queue; return the
+    index of the first one not decided.
 
-    Writes each decided attempt's outcome into ``starts[i]``. Stops at the first attempt that
-    would still be waiting at ``t_end_s`` (it and all later ones are carried). No retries here:
-    callers with retries use ``serve_general``.
+    Appends each decided attempt's outcome to ``starts``. Stops at the first attempt that
+    would still be waiting at ``t_end_s`` (it and all later ones are carried: the caller keeps
+    them in place and passes the returned index next time, so a long carried queue costs
+    nothing per batch). No retries here: callers with retries use ``serve_general``.
     """
     heap = queue.free_s
     waiting = queue.waiting_leave_s
@@ -56,32 +59,33 @@ def serve_fast(
     limited = queue_limit is not None
     limit = queue_limit if queue_limit is not None else 0
     has_timeout = timeout_s > 0
-    for i in range(len(arrivals_s)):
+    out = starts.append
+    for i in range(pos, len(arrivals_s)):
         a = arrivals_s[i]
         f = heap[0]
         if f <= a:
             replace(heap, a + service_s[i])
-            starts[i] = a
+            out(a)
             continue
         if limited:
             while waiting and waiting[0] <= a:
                 waiting.popleft()
             if len(waiting) >= limit:
-                starts[i] = SHED
+                out(SHED)
                 continue
         if has_timeout:
             deadline = a + timeout_s
             if f >= deadline:
                 if deadline > t_end_s:
                     return i  # a worker may still appear before the deadline: decide later
-                starts[i] = ABANDONED
+                out(ABANDONED)
                 if limited:
                     waiting.append(deadline)
                 continue
         if f > t_end_s:
             return i
         replace(heap, f + service_s[i])
-        starts[i] = f
+        out(f)
         if limited:
             waiting.append(f)
     return len(arrivals_s)

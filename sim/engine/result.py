@@ -74,8 +74,8 @@ class RunResult:
         services = {name: _series(sim, rt) for name, rt in sim.services.items()}
         return cls(
             scenario=sim.scenario, seed=sim.seed, duration_s=sim.duration_s, tick_s=sim.tick_s,
-            wall_s=sim.wall_s, sim_requests=sum(rt.plane.attempts_total
-                                                for rt in sim.services.values()),
+            wall_s=sim.wall_s, sim_requests=int(round(sum(rt.plane.attempts_total
+                                                for rt in sim.services.values()))),
             services=services, events=sim.events, rate_scale=sim.traffic.rate_scale,
             time_scale=sim.traffic.time_scale,
             curve_peaks={name: sim.traffic.peak(name) for name in services},

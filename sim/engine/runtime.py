@@ -8,14 +8,14 @@ engine (``simulation.py``) that builds them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 import simpy
 
-from sim.engine.plane import ServicePlane
+from sim.engine.engines import DataPlane
 from sim.model import Scenario, Service, TrafficModel
 
 
@@ -31,6 +31,30 @@ class Instance:
     ready: bool = False
     pending: bool = False
     cluster_id: int | None = None
+    removed: bool = False
+
+
+class InstanceList:
+    """A service's instances in start order, with O(1) removal and membership (a real-scale
+    fleet has tens of thousands)."""
+
+    def __init__(self) -> None:
+        self._items: dict[int, Instance] = {}
+
+    def append(self, inst: Instance) -> None:
+        self._items[id(inst)] = inst
+
+    def remove(self, inst: Instance) -> None:
+        del self._items[id(inst)]
+
+    def __contains__(self, inst: object) -> bool:
+        return id(inst) in self._items
+
+    def __iter__(self) -> Iterator[Instance]:
+        return iter(self._items.values())
+
+    def __len__(self) -> int:
+        return len(self._items)
 
 
 @dataclass
@@ -39,10 +63,13 @@ class ServiceRuntime:
 
     name: str
     spec: Service
-    plane: ServicePlane
+    plane: DataPlane
     desired: int
-    instances: list[Instance] = field(default_factory=list)
+    instances: InstanceList = field(default_factory=InstanceList)
     next_id: int = 0
+    n_ready: int = 0
+    not_ready: dict[int, Instance] = field(default_factory=dict)
+    """Instances booting or pending a node, by ``id()``, in start order."""
     last_change_s: float = 0.0
     ready_workers: int = 0
     running: int = 0
@@ -54,12 +81,13 @@ class ServiceRuntime:
 
     @property
     def ready_count(self) -> int:
-        return sum(1 for i in self.instances if i.ready)
+        """Ready instances (kept up to date at every start, boot and removal)."""
+        return self.n_ready
 
     @property
     def booting_count(self) -> int:
         """Instances started but not ready: booting, or pending a node."""
-        return sum(1 for i in self.instances if not i.ready)
+        return len(self.not_ready)
 
     @property
     def pending_count(self) -> int:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Generator, Mapping
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -20,14 +21,16 @@ import simpy
 
 from sim.engine.cluster import ClusterLink
 from sim.engine.control import Controller
-from sim.engine.plane import PlaneConfig, ServicePlane
+from sim.engine.engines import PLANES
+from sim.engine.plane import PlaneConfig
 from sim.engine.result import RunResult
 from sim.engine.runtime import Instance, ServiceRuntime
-from sim.metrics import add_overlap, bucket_overlap_s
+from sim.metrics import add_overlap
 from sim.model import Fault, Scenario, TrafficModel, sampler_for
 
 _BATCH_ARRIVALS = 50_000  # arrivals per batch: large enough to amortise numpy overheads
 _MAX_BATCH_S = 300.0
+_FLUID_BATCH_S = 60.0  # the fluid planes' cost does not grow with the batch: few, long ones
 
 ProgressFn = Callable[[float], None]
 """Called with the simulated fraction of the run (0..1) as it advances."""
@@ -48,7 +51,7 @@ class Simulation:
         time_scale: float = 1.0, progress: ProgressFn | None = None,
         controller: Controller | None = None,
         workload: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
-        cluster_variant: str | None = None,
+        cluster_variant: str | None = None, engine: str = "exact",
     ) -> None:
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
@@ -63,14 +66,18 @@ class Simulation:
         self.controller = controller
         self.env = simpy.Environment()
         self.events: list[dict[str, Any]] = []
+        self.engine = engine
+        self._boot_groups: dict[tuple[str, float], list[Instance]] = {}
+        self._scratch = np.zeros(self.n_buckets)
         config = PlaneConfig(self.bucket_s, self.n_buckets, self.tick_s, self.n_ticks, self.seed)
         self.services: dict[str, ServiceRuntime] = {}
         self.cluster: ClusterLink | None = None
         if scenario.cluster is not None:
             self.cluster = ClusterLink(self, cluster_variant)
         for name, spec in scenario.services.items():
-            plane = ServicePlane(name, spec, sampler_for(spec.service_time, scenario.base_dir),
-                                 self.traffic, config)
+            plane = PLANES[engine](name, spec,
+                                   sampler_for(spec.service_time, scenario.base_dir),
+                                   self.traffic, config)
             start = (instances or {}).get(name, spec.instances.start)
             if workload is not None and name in workload:
                 plane.workload = workload[name]
@@ -92,6 +99,7 @@ class Simulation:
         inst = Instance(rt.next_id, now, math.inf, -1, pending=True)
         rt.next_id += 1
         rt.instances.append(inst)
+        rt.not_ready[id(inst)] = inst
         if self.cluster is None or self.cluster.request(rt, inst):
             self._boot_now(rt, inst, boot_s)
         return inst
@@ -103,8 +111,18 @@ class Simulation:
         inst.ready_s = now + boot
         inst.queue_id = rt.plane.add_instance(now + boot, rt.spec.workers)
         inst.ready = boot <= 0
-        if not inst.ready:
-            self.env.process(self._boot(rt, inst))
+        if inst.ready:
+            rt.n_ready += 1
+            del rt.not_ready[id(inst)]
+        else:
+            # instances started together become ready together: one process per group
+            key = (rt.name, inst.ready_s)
+            group = self._boot_groups.get(key)
+            if group is None:
+                self._boot_groups[key] = [inst]
+                self.env.process(self._boot(rt, key))
+            else:
+                group.append(inst)
 
     def boot_placed(self, rt: ServiceRuntime, inst: Instance) -> None:
         """A pending instance got a node: it boots from now (called by the cluster link)."""
@@ -113,11 +131,17 @@ class Simulation:
         if inst.ready:
             self._readiness_changed(rt)
 
-    def _boot(self, rt: ServiceRuntime, inst: Instance) -> Generator[simpy.Event, None, None]:
-        yield self.env.timeout(inst.ready_s - self.env.now)
-        if inst in rt.instances:
+    def _boot(self, rt: ServiceRuntime,
+              key: tuple[str, float]) -> Generator[simpy.Event, None, None]:
+        yield self.env.timeout(key[1] - self.env.now)
+        group = self._boot_groups.pop(key)
+        alive = [inst for inst in group if not inst.removed]
+        if alive:
             rt.plane.advance_to(self.env.now)
-            inst.ready = True
+            for inst in alive:
+                inst.ready = True
+                del rt.not_ready[id(inst)]
+            rt.n_ready += len(alive)
             self._readiness_changed(rt)
 
     def _remove_instances(self, rt: ServiceRuntime, count: int, mode: str,
@@ -127,14 +151,23 @@ class Simulation:
         now = self.env.now
         rt.plane.advance_to(now)
         # pending ones first (they hold no node), then booting, youngest first
-        booting = sorted((i for i in rt.instances if not i.ready),
-                         key=lambda i: (not i.pending, -i.started_s))
-        ready = [i for i in rt.instances if i.ready]
-        if not booting_first:
+        booting = sorted(rt.not_ready.values(), key=lambda i: (not i.pending, -i.started_s))
+        if booting_first:
+            victims = booting[:count]
+            if len(victims) < count:  # then the oldest ready ones, without a full scan
+                wanted = count - len(victims)
+                victims += list(islice((i for i in rt.instances if i.ready), wanted))
+        else:
+            ready = [i for i in rt.instances if i.ready]
             ready = [ready[int(k)] for k in rt.plane.rng_faults.permutation(len(ready))]
-        victims = (booting + ready if booting_first else ready)[:count]
+            victims = ready[:count]
         for inst in victims:
             rt.instances.remove(inst)
+            inst.removed = True
+            if inst.ready:
+                rt.n_ready -= 1
+            else:
+                del rt.not_ready[id(inst)]
             if not inst.pending:
                 draining = rt.plane.remove_instance(now, inst.queue_id, rt.spec.workers,
                                                     None if inst.ready else inst.ready_s, mode)
@@ -156,24 +189,29 @@ class Simulation:
     def _readiness_changed(self, rt: ServiceRuntime) -> None:
         """Book capacity up to now, then tell the plane which instances take work."""
         self.book_capacity(rt)
-        ready = [i for i in rt.instances if i.ready]
-        rt.ready_workers = len(ready) * rt.spec.workers
+        rt.ready_workers = rt.n_ready * rt.spec.workers
         rt.running = len(rt.instances)
-        rt.plane.set_ready([i.queue_id for i in ready], len(ready))
+        ids = ([i.queue_id for i in rt.instances if i.ready] if rt.plane.wants_ready_ids
+               else [])
+        rt.plane.set_ready(ids, rt.n_ready)
 
     def book_capacity(self, rt: ServiceRuntime) -> None:
         now = self.env.now
         if now > rt.last_change_s:
-            span = bucket_overlap_s(np.asarray([rt.last_change_s]), np.asarray([now]),
-                                    self.bucket_s, self.n_buckets)
-            rt.plane.acc.capacity_ws += span * rt.ready_workers
-            per_tick = self._to_ticks(span)
-            rt.instance_s += per_tick * rt.running
-            rt.ready_instance_s += per_tick * (rt.ready_workers // rt.spec.workers)
+            # only the ticks the interval touches (a day has 86,400 buckets); the scratch
+            # array is all zeros outside them, so the sums are those of the whole array
+            per = self.n_buckets // self.n_ticks
+            first = min(int(rt.last_change_s / self.tick_s), self.n_ticks - 1)
+            last = min(int(now / self.tick_s) + 1, self.n_ticks)
+            add_overlap(self._scratch, np.asarray([rt.last_change_s]), np.asarray([now]),
+                        self.bucket_s)
+            span = self._scratch[first * per:last * per].copy()
+            self._scratch[first * per:last * per + 2] = 0.0
+            rt.plane.acc.capacity_ws[first * per:last * per] += span * rt.ready_workers
+            per_tick = span.reshape(last - first, per).sum(axis=1)
+            rt.instance_s[first:last] += per_tick * rt.running
+            rt.ready_instance_s[first:last] += per_tick * (rt.ready_workers // rt.spec.workers)
         rt.last_change_s = now
-
-    def _to_ticks(self, per_bucket: np.ndarray) -> np.ndarray:
-        return per_bucket.reshape(self.n_ticks, -1).sum(axis=1)
 
     def scale_to(self, rt: ServiceRuntime, desired: int, reason: str) -> None:
         """Start or stop instances so that ``desired`` run (booting + ready)."""
@@ -210,6 +248,9 @@ class Simulation:
     def _batch_span_s(self) -> float:
         """How far the planes advance at once when no control event intervenes: about
         ``_BATCH_ARRIVALS`` arrivals, whole ticks, at most ``_MAX_BATCH_S``."""
+        if self.engine != "exact":
+            ticks = max(1, int(_FLUID_BATCH_S / self.tick_s))
+            return ticks * self.tick_s
         grid = np.linspace(0.0, self.duration_s, 512)
         mean_rps = sum(float(self.traffic.rates_rps(name, grid).mean()) for name in self.services)
         span = _BATCH_ARRIVALS / max(mean_rps, 1e-9)
@@ -286,12 +327,16 @@ class Simulation:
 def simulate(
     scenario: Scenario, *, variant: str | None = None, seed: int | None = None,
     instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
-    time_scale: float = 1.0, progress: ProgressFn | None = None,
+    time_scale: float = 1.0, progress: ProgressFn | None = None, engine: str | None = None,
 ) -> RunResult:
     """Run ``scenario`` once. ``variant`` names a variant of the scenario's ``cluster`` or
     ``autoscaling`` section, or a policy (None: the scenario's defaults); ``instances`` fixes
-    instance counts (no autoscaler)."""
+    instance counts (no autoscaler); ``engine`` is exact, fluid or auto (None: the scenario's
+    ``engine``), resolved by ``sim.engine.engines.choose_engine`` and recorded in the summary."""
     from sim.engine.control import build_controller
+    from sim.engine.engines import choose_engine
+
+    choice = choose_engine(scenario, engine, rate_scale, time_scale)
 
     cluster_variant = None
     if (variant is not None and scenario.cluster is not None
@@ -303,8 +348,9 @@ def simulate(
         instances = controller.initial_counts() or instances
     sim = Simulation(scenario, seed=seed, instances=instances, rate_scale=rate_scale,
                      time_scale=time_scale, progress=progress, controller=controller,
-                     cluster_variant=cluster_variant)
+                     cluster_variant=cluster_variant, engine=choice.name)
     result = sim.run()
+    result.extra["engine"] = choice.as_dict()
     result.policy = cluster_variant or policy_name
     if sim.cluster is not None:
         result.extra["cluster"] = sim.cluster.summary()

@@ -80,8 +80,9 @@ class _UnknownPolicy(BaseModel):
         known = sorted(POLICIES)
         raise PydanticCustomError(
             "unknown_name",
-            "unknown policy '{value}'{hint}; expected one of: {known}",
-            {"value": value, "hint": suggest(value, known, POLICY_ALIASES),
+            "unknown policy {value}{hint}; expected one of: {known}",
+            # repr: a control character in the name must not break the one-line message
+            {"value": repr(value), "hint": suggest(value, known, POLICY_ALIASES),
              "known": ", ".join(known)},
         )
 

@@ -177,6 +177,8 @@ class Scenario(Strict):
     cluster: ClusterSection | None = None
     faults: tuple[Fault, ...] = ()
     loadtest: LoadTest = LoadTest()
+    engine: Literal["exact", "fluid", "auto"] = "auto"
+    """Data-plane engine (docs/engines.md); ``--engine`` overrides it."""
 
     extra_keys: ClassVar[frozenset[str]] = frozenset({"duration"})
     model_config = ConfigDict(json_schema_extra=_document_duration_spelling)

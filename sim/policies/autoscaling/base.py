@@ -78,7 +78,7 @@ class ServiceView:
     boot_s: float
     mean_service_ms: float
     metrics: Mapping[str, float | None]
-    instances: tuple[InstanceView, ...]
+    instances: Sequence[InstanceView]
 
 
 @dataclass(frozen=True)
