@@ -393,6 +393,18 @@ def shop(
         typer.Option("--autoscale", help="Scale the shop live with this autoscaling variant "
                                          "of the scenario (or a policy name)."),
     ] = None,
+    header_timeout_s: Annotated[float, typer.Option(
+        "--header-timeout", min=0.01, max=3600,
+        help="Seconds a request's line and headers may take to arrive (then 408).")] = 10.0,
+    body_timeout_s: Annotated[float, typer.Option(
+        "--body-timeout", min=0.01, max=3600,
+        help="Seconds a request's body may take after its headers (then 408).")] = 10.0,
+    keepalive_timeout_s: Annotated[float, typer.Option(
+        "--keepalive-timeout", min=0.01, max=3600,
+        help="Seconds an idle keep-alive connection stays open.")] = 75.0,
+    max_connections: Annotated[int, typer.Option(
+        min=1, max=1_000_000,
+        help="Open connections served at once; more are answered 503.")] = 4096,
 ) -> None:
     """Run the reference shop with the scenario's capacity (Ctrl-C/SIGTERM stop it cleanly),
     or check a shop database's consistency with --check-db."""
@@ -416,10 +428,23 @@ def shop(
                 raise typer.Exit(1)
             _out().print("ok: no violations", markup=False)
             return
-        from loadtests.shop import ShopHandle, default_db_path, run_shop
+        from loadtests.shop import (
+            ServerLimits,
+            ShopConfig,
+            ShopHandle,
+            default_db_path,
+            fit_connection_cap,
+            run_shop,
+        )
         from sim.model import load_scenario
 
         scenario = load_scenario(file)
+        cap = fit_connection_cap(max_connections)
+        if cap < max_connections:
+            _err().print(f"warning: --max-connections lowered to {cap} (open-file limit)",
+                         markup=False)
+        config = ShopConfig(limits=ServerLimits(header_timeout_s, body_timeout_s,
+                                                keepalive_timeout_s, cap))
 
         def ready(handle: ShopHandle) -> None:
             _out().print(f"peaksim shop: {scenario.name} on {handle.url} (db {handle.db_path})",
@@ -437,7 +462,7 @@ def shop(
             console = _out()
             background.append(LiveAutoscaler(
                 scenario, controller, lambda line: console.print(line, markup=False)).run)
-        run_shop(scenario, db or default_db_path(scenario), host, port, ready, background)
+        run_shop(scenario, db or default_db_path(scenario), host, port, ready, background, config)
         _out().print("peaksim shop: stopped", markup=False)
 
 

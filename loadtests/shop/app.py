@@ -26,6 +26,7 @@ from loadtests.shop.api import ApiError, json_response
 from loadtests.shop.capacity import ServicePool
 from loadtests.shop.metrics import ServiceSnapshot, ShopMetrics
 from loadtests.shop.outcomes import Outcome, PoolState, ScaleError
+from loadtests.shop.protocol import ServerLimits
 from loadtests.shop.store import Order, OrderLine, PayResult, PayStatus, Store
 from sim.model import Scenario, sampler_for
 
@@ -59,6 +60,8 @@ class ShopConfig:
     )
     shutdown_timeout_s: float = 10.0
     """How long a stopping shop lets in-flight requests finish before cancelling them."""
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    """Read deadlines and the connection cap of the HTTP server."""
 
     def __post_init__(self) -> None:
         unknown = set(self.endpoint_services) - set(DEFAULT_ENDPOINT_SERVICES)
@@ -146,8 +149,12 @@ class Shop:
         self.metrics.in_flight[endpoint] += 1
         try:
             call.shadow = api.is_shadow(request)
+            if request.body_exists:  # every body is read here, within the body deadline
+                await api.read_body(request, self.config.limits.body_timeout_s)
             response = await handler(request)
         except ApiError as exc:
+            if exc.code == "body_timeout":
+                self.metrics.connections.events["body_timeout"] += 1
             response = exc.response()
         except web.HTTPException as exc:  # unknown route, wrong method, body too large
             response = _http_error(exc)
