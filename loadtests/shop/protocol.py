@@ -106,7 +106,9 @@ def raw_error(status: int, reason: str, code: str, message: str,
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+    """``InvalidURLError`` -> ``invalid_url``; ``BadHttpMessage`` -> ``bad_http_message``."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+    return words.removesuffix("_error")
 
 
 class _ParserWatch:
