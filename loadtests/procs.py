@@ -1,9 +1,14 @@
 """Processes of a load test: the reference shop, the Locust master and workers.
 
 Every child runs in its own session (process group), so a Ctrl-C in the terminal reaches only
-the runner, which then stops the children in order: Locust first (SIGTERM: it stops its users,
+the runner, which then stops the children in order: Locust first (SIGINT: it stops its users,
 writes its CSV/HTML and exits), the shop last. Every wait is bounded; a child that does not stop
 within its grace time is killed.
+
+Ctrl-C never leaves a child behind: it is held while a child is being started (between the
+fork and the moment its handle is kept, ``sigint_deferred``) and raised right after; while the
+children are being stopped, another Ctrl-C kills the remaining ones at once
+(``sigint_kills``) instead of abandoning them.
 """
 
 from __future__ import annotations
@@ -20,7 +25,9 @@ import threading
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from types import FrameType
 
 from sim.errors import LoadTestError
 
@@ -61,10 +68,69 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold SIGINT while the block runs and raise ``KeyboardInterrupt`` once it is over (on
+    the main thread; elsewhere signals do not arrive and this does nothing)."""
+    current = signal.getsignal(signal.SIGINT) \
+        if threading.current_thread() is threading.main_thread() else None
+    if current is None or getattr(current, "holds_sigint", False):  # not main, or nested
+        yield
+        return
+    pending: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        pending.append(signum)
+
+    hold.holds_sigint = True  # type: ignore[attr-defined]
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pending:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_kills(processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> Iterator[None]:
+    """While the block stops ``processes()`` gracefully, a Ctrl-C SIGKILLs the ones still
+    running (the waits then return at once) rather than interrupting the stopping."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def hurry(_signum: int, _frame: FrameType | None) -> None:
+        for process in processes():
+            if process.poll() is None:
+                _signal(process, signal.SIGKILL)
+
+    previous = signal.signal(signal.SIGINT, hurry)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def stop_all(steps: Iterable[Callable[[], object]],
+             processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> None:
+    """Run the idempotent stopping ``steps`` in order under ``sigint_kills(processes)``. A
+    Ctrl-C that lands just before or after that handler is in place repeats the step rather
+    than skipping it, so no child is left running."""
+    for step in steps:
+        while True:
+            try:
+                with sigint_kills(processes):
+                    step()
+                break
+            except KeyboardInterrupt:
+                continue
+
+
 def spawn(command: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
     """Start ``command`` in its own session, stdout and stderr appended to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("ab") as log:
+    with log_path.open("ab") as log, sigint_deferred():
         return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -91,24 +157,28 @@ def _signal(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
 class ShopProcess:
     """``peaksim shop`` as a child process on an ephemeral loopback port.
 
-    A thread copies the shop's output into ``log_path`` and signals the line that announces
-    its URL (or the end of its output, if it dies first).
+    Constructing it starts the process (construct it under ``sigint_deferred`` so that the
+    handle is kept whatever happens); ``wait_ready`` then waits for its URL. A thread copies the
+    shop's output into ``log_path`` and signals the line that announces its URL (or the end of
+    its output, if it dies first). ``stop`` it in every case.
     """
 
-    def __init__(self, scenario_path: Path, db_path: Path, log_path: Path,
-                 ready_timeout_s: float = 30.0) -> None:
+    url: str | None = None
+
+    def __init__(self, scenario_path: Path, db_path: Path, log_path: Path) -> None:
         command = [sys.executable, "-c", "from sim.cli import app; app(prog_name='peaksim')",
                    "shop", str(scenario_path), "--host", "127.0.0.1", "--port", "0",
                    "--db", str(db_path)]
         self.log_path = log_path
         self._url: str | None = None
         self._seen = threading.Event()
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
-                                        stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
-        self._copier = threading.Thread(target=self._copy, name="peaksim-shop-log", daemon=True)
-        self._copier.start()
-        self.url = self._wait_ready(ready_timeout_s)
+        with sigint_deferred():
+            self.process = subprocess.Popen(command, stdout=subprocess.PIPE,
+                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            start_new_session=True)
+            self._copier = threading.Thread(target=self._copy, name="peaksim-shop-log",
+                                            daemon=True)
+            self._copier.start()
 
     def _copy(self) -> None:
         assert self.process.stdout is not None
@@ -121,12 +191,13 @@ class ShopProcess:
                     self._seen.set()
         self._seen.set()  # end of output: the shop exited
 
-    def _wait_ready(self, timeout_s: float) -> str:
+    def wait_ready(self, timeout_s: float = 30.0) -> str:
+        """The shop's URL once it listens; ``LoadTestError`` if it dies or takes too long."""
         self._seen.wait(timeout_s)
         if self._url is not None:
+            self.url = self._url
             return self._url
         if self.process.poll() is None:
-            self.stop()
             raise LoadTestError(f"the reference shop did not listen within {timeout_s:g} s "
                                 f"(log: {self.log_path})")
         self.process.wait()
@@ -136,6 +207,9 @@ class ShopProcess:
                             f"{self.process.returncode}): {tail}")
 
     def stop(self) -> int:
-        code = stop(self.process)
-        self._copier.join(timeout=STOP_GRACE_S)
+        """Stop the shop (SIGTERM: it finishes in-flight requests); a Ctrl-C meanwhile kills
+        it."""
+        with sigint_kills(lambda: [self.process]):
+            code = stop(self.process)
+            self._copier.join(timeout=STOP_GRACE_S)
         return code

@@ -759,11 +759,14 @@ def loadtest(
     """Replay the scenario's traffic open-model with Locust; write the run directory, report
     and Locust's CSV/HTML; with --gate exit 1 on an SLO miss, 2 if the load was not offered."""
     with user_errors():
-        from loadtests.gate import load_table
-        from loadtests.runner import LoadTestConfig, run_loadtest
-        from loadtests.simcompare import sim_table
-        from loadtests.simreplicate import sim_interval_table
-        from sim.parallel import where
+        from sim.interrupts import quit_on_sigint
+
+        with quit_on_sigint():  # nothing to clean up while importing: Ctrl-C exits 130 at once
+            from loadtests.gate import load_table
+            from loadtests.runner import LoadTestConfig, run_loadtest
+            from loadtests.simcompare import sim_table
+            from loadtests.simreplicate import sim_interval_table
+            from sim.parallel import where
 
         config = LoadTestConfig(
             Path(file), host=host, local_shop=local_shop, time_scale=time_scale,
