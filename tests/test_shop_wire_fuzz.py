@@ -32,6 +32,8 @@ from loadtests.shop import ShopConfig, check_db, running_shop
 from loadtests.shop.protocol import ServerLimits
 from sim.loader import load_scenario
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES = 25
 PER_EXAMPLE = 64
 LIMITS = ServerLimits(header_timeout_s=0.4, body_timeout_s=0.4, keepalive_timeout_s=0.4,
