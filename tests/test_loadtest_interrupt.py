@@ -6,9 +6,10 @@ Twenty runs of a small scenario, each sent SIGINT at one of twenty moments sprea
 replay, the drain and the report (a run lasts about 12-20 s on a shared 2-core machine). They
 run four at a time. Earlier than that, four processes starting at once are still inside
 Python's own start-up (``site`` and the .pth hooks of installed packages), where no peaksim
-code runs yet: a SIGINT there is Python's (a traceback, exit 1). Every process the command started is recorded while it runs (psutil),
-and after the exit none may be alive, nor any process whose command line names the run's
-directory, nor a socket listening on the shop's port.
+code runs yet: a SIGINT there is Python's (a traceback, exit 1). Every process the command
+started is recorded while it runs (psutil), and after the exit none may be alive, nor any
+process whose command line names the run's directory, nor a socket listening on the shop's
+port.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from test_shop_support import prometheus_value, run, write_scenario, zero_time
 
 from loadtests.shop import ShopConfig, ShopHandle, check_db, running_shop
 from loadtests.shop.protocol import LINGER_S, ServerLimits, fit_connection_cap
-from sim.loader import load_scenario
+from sim.model import load_scenario
 
 TRIO = {"browse": zero_time(), "order": zero_time(), "payment": zero_time()}
 ORDER = json.dumps({"user_id": "u", "items": [{"item_id": 2, "qty": 1}]}).encode()

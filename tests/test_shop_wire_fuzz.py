@@ -30,7 +30,7 @@ from test_shop_support import write_scenario, zero_time
 
 from loadtests.shop import ShopConfig, check_db, running_shop
 from loadtests.shop.protocol import ServerLimits
-from sim.loader import load_scenario
+from sim.model import load_scenario
 
 pytestmark = pytest.mark.slow
 
