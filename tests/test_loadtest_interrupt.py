@@ -2,14 +2,14 @@
 what was measured kept, and ``latest`` never pointing at a run without its report.
 
 Twenty runs of a small scenario, each sent SIGINT at one of twenty moments spread evenly over
-1.0-10.5 s after its start: that covers the imports, the shop starting, Locust starting, the
-replay, the drain and the report (a run lasts about 12-20 s on a shared 2-core machine). They
-run four at a time. Earlier than that, four processes starting at once are still inside
-Python's own start-up (``site`` and the .pth hooks of installed packages), where no peaksim
-code runs yet: a SIGINT there is Python's (a traceback, exit 1). Every process the command
-started is recorded while it runs (psutil), and after the exit none may be alive, nor any
-process whose command line names the run's directory, nor a socket listening on the shop's
-port.
+0.25-9.75 s after Python's own start-up (``site`` and the .pth hooks of installed packages,
+where no peaksim code runs yet and a SIGINT is Python's: a traceback, exit 1). That start-up is
+measured right before each run as the time ``python -c pass`` takes then, because under load it
+alone can last over a second. The moments cover the imports, the shop starting, Locust
+starting, the replay, the drain and the report (a run lasts about 12-20 s on a shared 2-core
+machine). They run four at a time. Every process the command started is recorded while it
+runs (psutil), and after the exit none may be alive, nor any process whose command line names
+the run's directory, nor a socket listening on the shop's port.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ services:
   browse: {service_time: {dist: exponential, mean_ms: 2}, workers: 8, instances: 1}
   order: {service_time: {dist: exponential, mean_ms: 2}, workers: 8, instances: 1}
 """
-MOMENTS_S = [1.0 + 0.5 * i for i in range(20)]
+MOMENTS_S = [0.25 + 0.5 * i for i in range(20)]
 PARALLEL = 4
 EXIT_BOUND_S = 60.0
 """The longest a run may take to exit after its SIGINT (the children's stop grace is 15 s)."""
@@ -58,6 +58,9 @@ class Interrupted:
 
 def interrupt_at(moment_s: float, cwd: Path, scenario: Path) -> Interrupted:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
+    python_start_s = time.monotonic() - started
     process = subprocess.Popen(
         [sys.executable, "-m", "sim", "loadtest", str(scenario), "--local-shop",
          "--lag-threshold-ms", "500"],
@@ -65,7 +68,7 @@ def interrupt_at(moment_s: float, cwd: Path, scenario: Path) -> Interrupted:
         stderr=subprocess.PIPE)
     me = psutil.Process(process.pid)
     seen: dict[int, float] = {}
-    end = time.monotonic() + moment_s
+    end = time.monotonic() + python_start_s + moment_s
     while time.monotonic() < end:
         try:
             for child in me.children(recursive=True):

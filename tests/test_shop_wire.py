@@ -113,6 +113,28 @@ def test_protocol_errors_are_json_4xx_and_counted(tmp_path: Path) -> None:
     run(main)
 
 
+def test_errors_aiohttp_raises_outside_the_app_are_json_too(tmp_path: Path) -> None:
+    cases = [
+        (post("/order", ORDER, "Expect: weird"), 417, "expectation_failed"),
+        (b"GET /nowhere HTTP/1.1\r\nHost: s\r\nExpect: 12-monkeys\r\n\r\n", 417,
+         "expectation_failed"),
+        (b"GET /nowhere HTTP/1.1\r\nHost: s\r\n\r\n", 404, "not_found"),
+        (b"DELETE /order HTTP/1.1\r\nHost: s\r\n\r\n", 405, "method_not_allowed"),
+    ]
+
+    async def main() -> None:
+        async with shop(tmp_path) as handle:
+            for payload, status, code in cases:
+                (response,) = (await exchange(handle.host, handle.port, [payload])).responses
+                assert response.headers["content-type"].startswith("application/json")
+                assert (response.status, response.json()["error"]["code"]) == (status, code)
+            got = await exchange(handle.host, handle.port,
+                                 [post("/order", ORDER, "Expect: 100-continue")])
+            assert [r.status for r in got.responses] == [201]  # after its 100 Continue
+
+    run(main)
+
+
 def test_valid_requests_pipelined_before_a_malformed_one_are_answered(tmp_path: Path) -> None:
     valid = [HEALTHZ, b"GET /browse/7 HTTP/1.1\r\nHost: s\r\n\r\n", post("/order", ORDER)]
     wire = b"".join(valid) + b"BAD\x00REQUEST / HTTP/1.1\r\n\r\n"

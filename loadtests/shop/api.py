@@ -111,6 +111,22 @@ def json_response(
     )
 
 
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own error (unknown route, wrong method, body too large, unknown ``Expect``) as
+    the shop's JSON error, with its headers (``Allow``, ...)."""
+    headers = {k: v for k, v in exc.headers.items()
+               if k.lower() not in ("content-type", "content-length")}
+    code = exc.reason.lower().replace(" ", "_") or "http_error"
+    message = f"{exc.reason}"
+    if exc.status == 413:
+        message = f"request body larger than {MAX_BODY_BYTES} bytes"
+    elif exc.status == 404:
+        message = "no such route"
+    elif exc.text and exc.text != f"{exc.status}: {exc.reason}":
+        message = exc.text
+    return ApiError(exc.status, code, message).response(headers)
+
+
 def price_cents(item_id: int) -> int:
     """The catalog price of ``item_id`` in cents: fixed, spread over 1.00 .. 999.99."""
     return 100 + (item_id * 2_654_435_761) % 99_900  # Knuth's multiplicative hash spreads ids

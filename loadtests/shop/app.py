@@ -157,7 +157,7 @@ class Shop:
                 self.metrics.connections.events["body_timeout"] += 1
             response = exc.response()
         except web.HTTPException as exc:  # unknown route, wrong method, body too large
-            response = _http_error(exc)
+            response = api.http_error_response(exc)
         except ConnectionError:
             raise  # the client went away mid-request: nobody to answer, aiohttp closes it
         except Exception:  # a bug: answer it, log it, keep serving
@@ -309,15 +309,3 @@ def _order_json(order: Order) -> dict[str, object]:
                   for li in order.lines],
         "created_at": order.created_at,
     }
-
-
-def _http_error(exc: web.HTTPException) -> web.Response:
-    headers = {k: v for k, v in exc.headers.items()
-               if k.lower() not in ("content-type", "content-length")}
-    code = exc.reason.lower().replace(" ", "_") or "http_error"
-    message = f"{exc.reason}"
-    if exc.status == 413:
-        message = f"request body larger than {api.MAX_BODY_BYTES} bytes"
-    elif exc.status == 404:
-        message = "no such route"
-    return ApiError(exc.status, code, message).response(headers)

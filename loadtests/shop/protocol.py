@@ -35,6 +35,7 @@ from aiohttp.http_exceptions import BadHttpMessage, HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_request import BaseRequest
 
+from loadtests.shop.api import http_error_response
 from loadtests.shop.metrics import ConnectionStats
 
 LINGER_S = 2.0
@@ -259,6 +260,9 @@ class ShopRequestHandler(web.RequestHandler):
 
     async def finish_response(self, request: BaseRequest, resp: web.StreamResponse,
                               start_time: float | None) -> tuple[web.StreamResponse, bool]:
+        if isinstance(resp, web.HTTPException) and resp.status >= 400:
+            # raised before the app's middleware could answer it (an unknown ``Expect``)
+            resp = http_error_response(resp)
         try:
             return await super().finish_response(request, resp, start_time)
         finally:
