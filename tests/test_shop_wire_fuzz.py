@@ -3,11 +3,12 @@ normal answer), never a 5xx, never drops the answers of valid requests pipelined
 one, never hangs a connection past its deadlines, logs no error, and its database stays
 consistent.
 
-A Hypothesis strategy builds requests from broken request lines (methods, targets, versions,
-line endings), headers (malformed names and values, conflicting framing, content codings,
-upgrades, expectations), bodies (JSON, gzip and deflate that are or are not compressed,
-truncated, oversized) and framing (Content-Length short, long, absent or invalid; chunked that
-is valid or not), optionally after valid pipelined requests. Capacity is ample, so any 5xx is a
+A Hypothesis strategy takes a valid request to ``/order``, ``/pay`` or ``/admin/scale`` and
+breaks one to three of its parts: the request line (methods, targets, versions), line endings,
+headers (malformed names and values, conflicting framing, content codings, upgrades,
+expectations), the body (JSON, gzip and deflate that are or are not compressed, truncated,
+oversized, garbage) and framing (Content-Length short, long, absent or invalid; chunked that is
+valid or not), optionally after valid pipelined requests. Capacity is ample, so any 5xx is a
 bug, not emulated overload. 25 derandomized examples x 64 requests = 1,600 requests.
 """
 
@@ -157,14 +158,24 @@ def framed(draw: st.DrawFn, body: bytes) -> tuple[list[bytes], bytes]:
     return [b"Transfer-Encoding: chunked", b"Content-Length: %d" % len(body)], chunks
 
 
+BREAKS = ("method", "target", "version", "eol", "headers", "body", "body", "framing")
+
+
 @st.composite
 def hostile_requests(draw: st.DrawFn) -> Hostile:
-    method, target, version = draw(methods), draw(targets), draw(versions)
-    eol = draw(st.sampled_from([b"\r\n"] * 8 + [b"\n", b"\r"]))
-    body, coding = draw(bodies(target))
-    framing, tail = draw(framed(body))
-    lines = [b" ".join(part for part in (method, target, version) if part is not None)]
-    lines += framing + draw(headers)
+    """A valid request to a body endpoint with one to three of its parts broken."""
+    breaks = draw(st.sets(st.sampled_from(BREAKS), min_size=1, max_size=3))
+    method = draw(methods) if "method" in breaks else b"POST"
+    target = draw(targets) if "target" in breaks else draw(st.sampled_from(list(VALID_BODIES)))
+    version = draw(versions) if "version" in breaks else b"HTTP/1.1"
+    eol = draw(st.sampled_from([b"\n", b"\r", b"\n\r"])) if "eol" in breaks else b"\r\n"
+    body, coding = draw(bodies(target)) if "body" in breaks else (
+        json.dumps(VALID_BODIES.get(target, VALID_BODIES[b"/order"])).encode(), None)
+    framing, tail = draw(framed(body)) if "framing" in breaks else (
+        [b"Content-Length: %d" % len(body)], body)
+    lines = [b" ".join(part for part in (method, target, version) if part),
+             b"Host: shop", b"Content-Type: application/json", b"Idempotency-Key: k-1",
+             *framing, *(draw(headers) if "headers" in breaks else [])]
     if coding is not None:
         lines.append(b"Content-Encoding: " + coding)
     if draw(st.booleans()):
