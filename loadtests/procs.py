@@ -8,7 +8,8 @@ within its grace time is killed.
 Ctrl-C never leaves a child behind: it is held while a child is being started (between the
 fork and the moment its handle is kept, ``sigint_deferred``) and raised right after; while the
 children are being stopped, another Ctrl-C kills the remaining ones at once
-(``sigint_kills``) instead of abandoning them.
+(``sigint_kills``) instead of abandoning them; while the report is written, a first Ctrl-C
+lets it finish and a second one stops at once (``sigint_postponed``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,28 @@ def sigint_deferred() -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
     if pending:
         raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def sigint_postponed() -> Iterator[list[int]]:
+    """Within the block a first Ctrl-C is only noted (in the yielded list) and the block goes
+    on; a second one raises ``KeyboardInterrupt`` at once. For work that is worth finishing,
+    such as writing the report of what was measured."""
+    pressed: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+
+    def note(signum: int, _frame: FrameType | None) -> None:
+        pressed.append(signum)
+        if len(pressed) > 1:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, note)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,9 @@ a master plus ``workers`` worker processes on this machine), each in its own ses
 Ctrl-C at any moment after the plan is checked: every child started so far is stopped (a second
 Ctrl-C kills them), then what was measured is written as a report marked interrupted (without
 ``--compare-sim``) and the outcome says ``interrupted``; when nothing was measured yet,
-``KeyboardInterrupt`` is raised after the clean-up and ``latest`` is left as it was.
+``KeyboardInterrupt`` is raised after the clean-up and ``latest`` is left as it was. Ctrl-C
+while the report is being written lets it finish (the outcome then says ``interrupted``); a
+second one stops at once, leaving ``latest`` as it was.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -45,6 +47,7 @@ from loadtests.procs import (
     check_reachable,
     free_port,
     sigint_deferred,
+    sigint_postponed,
     spawn,
     stop,
     stop_all,
@@ -236,11 +239,12 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
         raise KeyboardInterrupt  # nothing to report; the run directory keeps the logs
     say("merging results")
     assert host is not None
-    outcome = _finish(config, plan, run_dir, host, poller, started_at,
-                      time.monotonic() - wall_start, interrupted)
-    if config.out is None:
-        point_latest(run_dir.parent, run_dir)
-    return outcome
+    with sigint_postponed() as pressed:  # the report of what was measured is worth finishing
+        outcome = _finish(config, plan, run_dir, host, poller, started_at,
+                          time.monotonic() - wall_start, interrupted)
+        if config.out is None:
+            point_latest(run_dir.parent, run_dir)
+    return replace(outcome, interrupted=True) if pressed else outcome
 
 
 def _nothing() -> None:
