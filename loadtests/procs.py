@@ -69,14 +69,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _sigint_handled() -> bool:
+    """Whether SIGINT reaches Python here: on the main thread, unless whoever started the
+    process ignored it (a background job), which is then respected."""
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN)
+
+
 @contextlib.contextmanager
 def sigint_deferred() -> Iterator[None]:
     """Hold SIGINT while the block runs and raise ``KeyboardInterrupt`` once it is over (on
     the main thread; elsewhere signals do not arrive and this does nothing)."""
     current = signal.getsignal(signal.SIGINT) \
         if threading.current_thread() is threading.main_thread() else None
-    if current is None or getattr(current, "holds_sigint", False):  # not main, or nested
-        yield
+    if current in (None, signal.SIG_IGN) or getattr(current, "holds_sigint", False):
+        yield  # not the main thread, SIGINT ignored by whoever started us, or nested
         return
     pending: list[int] = []
 
@@ -99,7 +106,7 @@ def sigint_postponed() -> Iterator[list[int]]:
     on; a second one raises ``KeyboardInterrupt`` at once. For work that is worth finishing,
     such as writing the report of what was measured."""
     pressed: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
+    if not _sigint_handled():
         yield pressed
         return
 
@@ -119,7 +126,7 @@ def sigint_postponed() -> Iterator[list[int]]:
 def sigint_kills(processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> Iterator[None]:
     """While the block stops ``processes()`` gracefully, a Ctrl-C SIGKILLs the ones still
     running (the waits then return at once) rather than interrupting the stopping."""
-    if threading.current_thread() is not threading.main_thread():
+    if not _sigint_handled():
         yield
         return
 

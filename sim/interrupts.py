@@ -39,8 +39,10 @@ def quit_now(_signum: int, _frame: FrameType | None) -> None:
 
 @contextlib.contextmanager
 def quit_on_sigint() -> Iterator[None]:
-    """Within the block, SIGINT calls ``quit_now`` (on the main thread; elsewhere a no-op)."""
-    if threading.current_thread() is not threading.main_thread():
+    """Within the block, SIGINT calls ``quit_now`` (on the main thread; elsewhere, or when
+    whoever started the process ignored SIGINT, a no-op)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
         yield
         return
     previous = signal.signal(signal.SIGINT, quit_now)

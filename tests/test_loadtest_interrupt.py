@@ -27,6 +27,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,6 +192,18 @@ def shop_listening(run: Interrupted) -> bool:
     return False
 
 
+@pytest.fixture
+def sigint_reaches_children() -> Iterator[None]:
+    """Children inherit an ignored SIGINT (pytest started as a background job): handle it here
+    so that they start with the default disposition."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_reaches_children")
 def test_ctrl_c_at_any_moment_exits_130_and_leaves_nothing_behind(tmp_path: Path) -> None:
     scenario = tmp_path / "interrupt.yaml"
     scenario.write_text(SCENARIO, encoding="utf-8")
