@@ -40,7 +40,7 @@ pytestmark = pytest.mark.slow
 SCENARIO = """
 name: interrupt-me
 seed: 3
-duration_s: 4
+duration_s: 3
 traffic: {kind: constant, rps: {browse: 20, order: 5}}
 services:
   browse: {service_time: {dist: exponential, mean_ms: 2}, workers: 8, instances: 1}
