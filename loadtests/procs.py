@@ -123,38 +123,45 @@ def sigint_postponed() -> Iterator[list[int]]:
 
 
 @contextlib.contextmanager
-def sigint_kills(processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> Iterator[None]:
+def sigint_kills(
+        processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> Iterator[list[int]]:
     """While the block stops ``processes()`` gracefully, a Ctrl-C SIGKILLs the ones still
-    running (the waits then return at once) rather than interrupting the stopping."""
+    running (the waits then return at once) rather than interrupting the stopping; the Ctrl-Cs
+    are noted in the yielded list."""
+    pressed: list[int] = []
     if not _sigint_handled():
-        yield
+        yield pressed
         return
 
-    def hurry(_signum: int, _frame: FrameType | None) -> None:
+    def hurry(signum: int, _frame: FrameType | None) -> None:
+        pressed.append(signum)
         for process in processes():
             if process.poll() is None:
                 _signal(process, signal.SIGKILL)
 
     previous = signal.signal(signal.SIGINT, hurry)
     try:
-        yield
+        yield pressed
     finally:
         signal.signal(signal.SIGINT, previous)
 
 
 def stop_all(steps: Iterable[Callable[[], object]],
-             processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> None:
-    """Run the idempotent stopping ``steps`` in order under ``sigint_kills(processes)``. A
-    Ctrl-C that lands just before or after that handler is in place repeats the step rather
-    than skipping it, so no child is left running."""
+             processes: Callable[[], Iterable[subprocess.Popen[bytes]]]) -> bool:
+    """Run the idempotent stopping ``steps`` in order under ``sigint_kills(processes)``; True
+    when a Ctrl-C came meanwhile. A Ctrl-C that lands just before or after that handler is in
+    place repeats the step rather than skipping it, so no child is left running."""
+    interrupted = False
     for step in steps:
         while True:
             try:
-                with sigint_kills(processes):
+                with sigint_kills(processes) as pressed:
                     step()
+                interrupted = interrupted or bool(pressed)
                 break
             except KeyboardInterrupt:
-                continue
+                interrupted = True
+    return interrupted
 
 
 def spawn(command: list[str], log_path: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
@@ -237,9 +244,8 @@ class ShopProcess:
                             f"{self.process.returncode}): {tail}")
 
     def stop(self) -> int:
-        """Stop the shop (SIGTERM: it finishes in-flight requests); a Ctrl-C meanwhile kills
-        it."""
-        with sigint_kills(lambda: [self.process]):
-            code = stop(self.process)
-            self._copier.join(timeout=STOP_GRACE_S)
+        """Stop the shop (SIGTERM: it finishes in-flight requests); run it under
+        ``stop_all`` so that a Ctrl-C meanwhile kills it."""
+        code = stop(self.process)
+        self._copier.join(timeout=STOP_GRACE_S)
         return code

@@ -232,9 +232,10 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
         interrupted = True
         say("interrupted: stopping the load test and writing what was measured")
     finally:
-        stop_all([poller.stop if poller is not None else _nothing,
-                  shop.stop if shop is not None else _nothing],
-                 lambda: [shop.process] if shop is not None else [])
+        if stop_all([poller.stop if poller is not None else _nothing,
+                     shop.stop if shop is not None else _nothing],
+                    lambda: [shop.process] if shop is not None else []):
+            interrupted = True
     if interrupted and not _measured(run_dir / RESULTS_FILE):
         raise KeyboardInterrupt  # nothing to report; the run directory keeps the logs
     say("merging results")
@@ -300,8 +301,9 @@ def _run_locust(config: LoadTestConfig, plan: _Plan, host: str, run_dir: Path,
         say("interrupted: stopping Locust and writing what was measured")
     finally:
         children = [p for p in (master, *workers) if p is not None]
-        stop_all([partial(stop, p, signum=signal.SIGINT if p is master else signal.SIGTERM)
-                  for p in children], lambda: children)
+        if stop_all([partial(stop, p, signum=signal.SIGINT if p is master else signal.SIGTERM)
+                     for p in children], lambda: children):
+            interrupted = True
     return interrupted
 
 

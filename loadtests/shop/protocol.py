@@ -89,9 +89,8 @@ def fit_connection_cap(requested: int) -> int:
     return max(1, min(requested, soft - _FD_RESERVE))
 
 
-def error_body(status: int, code: str, message: str) -> bytes:
+def error_body(code: str, message: str) -> bytes:
     """The JSON error body the shop uses for every error answer."""
-    del status  # the status travels in the status line; kept for call-site readability
     return json.dumps({"error": {"code": code, "message": message}},
                       separators=(",", ":")).encode()
 
@@ -100,7 +99,7 @@ def raw_error(status: int, reason: str, code: str, message: str,
               extra_headers: str = "") -> bytes:
     """A complete HTTP/1.1 error response that closes the connection (written directly to a
     transport, where no request object exists)."""
-    body = error_body(status, code, message)
+    body = error_body(code, message)
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n{extra_headers}\r\n")
     return head.encode("ascii") + body
@@ -299,7 +298,7 @@ class ShopRequestHandler(web.RequestHandler):
             self.log_exception("error handling a request", exc_info=exc)
             code, text = ("timeout", "no response in time") if status == 504 \
                 else ("internal_error", "internal error")
-        response = web.Response(body=error_body(status, code, text), status=status,
+        response = web.Response(body=error_body(code, text), status=status,
                                 content_type="application/json")
         response.force_close()
         return response
