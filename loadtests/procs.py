@@ -194,15 +194,18 @@ def _signal(process: subprocess.Popen[bytes], signum: signal.Signals) -> None:
 class ShopProcess:
     """``peaksim shop`` as a child process on an ephemeral loopback port.
 
-    Constructing it starts the process (construct it under ``sigint_deferred`` so that the
-    handle is kept whatever happens); ``wait_ready`` then waits for its URL. A thread copies the
-    shop's output into ``log_path`` and signals the line that announces its URL (or the end of
-    its output, if it dies first). ``stop`` it in every case.
+    Constructing it starts the process and waits until it listens (``url``); on any failure
+    or Ctrl-C meanwhile it stops the process again. With ``wait=False`` it only starts it
+    (construct it under ``sigint_deferred`` so that the handle is kept whatever happens) and
+    ``wait_ready`` waits. A thread copies the shop's output into ``log_path`` and signals the
+    line that announces its URL (or the end of its output, if it dies first). ``stop`` it in
+    every case.
     """
 
     url: str | None = None
 
-    def __init__(self, scenario_path: Path, db_path: Path, log_path: Path) -> None:
+    def __init__(self, scenario_path: Path, db_path: Path, log_path: Path,
+                 ready_timeout_s: float = 30.0, wait: bool = True) -> None:
         command = [sys.executable, "-c", "from sim.cli import app; app(prog_name='peaksim')",
                    "shop", str(scenario_path), "--host", "127.0.0.1", "--port", "0",
                    "--db", str(db_path)]
@@ -216,6 +219,12 @@ class ShopProcess:
             self._copier = threading.Thread(target=self._copy, name="peaksim-shop-log",
                                             daemon=True)
             self._copier.start()
+        if wait:
+            try:
+                self.wait_ready(ready_timeout_s)
+            except BaseException:  # Ctrl-C included: the caller never got the handle
+                stop_all([self.stop], lambda: [self.process])
+                raise
 
     def _copy(self) -> None:
         assert self.process.stdout is not None

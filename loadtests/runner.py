@@ -219,7 +219,7 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
             say("starting the reference shop")
             with sigint_deferred():  # the handle is kept, so the clean-up below can stop it
                 shop = ShopProcess(Path(config.scenario_path), run_dir / "shop.db",
-                                   run_dir / "shop.log")
+                                   run_dir / "shop.log", wait=False)
             host = shop.wait_ready()
             check_reachable(host)
         assert host is not None
