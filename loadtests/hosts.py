@@ -24,7 +24,7 @@ def check_target(url: str, allow_remote: bool) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise LoadTestError(f"--host {url!r}: expected an http:// or https:// URL with a host "
-                            f"(e.g. http://127.0.0.1:8089)")
+                            f"(e.g. http://127.0.0.1:8099)")
     try:
         parts.port  # noqa: B018  (raises on a bad port)
     except ValueError:

@@ -12,7 +12,15 @@ a master plus ``workers`` worker processes on this machine), each in its own ses
    Ctrl-C stops it the same way and still writes what was measured;
 4. merges ``results.jsonl`` into ``summary.json`` and ``timeseries.csv`` (the simulator's
    formats), optionally simulates the same scaled scenario (``--compare-sim``), writes the
-   report and Locust's own CSV/HTML, and evaluates the gate.
+   report and Locust's own CSV/HTML, and evaluates the gate;
+5. points ``reports/<scenario>/latest`` at the run directory, only once its report is written.
+
+Ctrl-C at any moment after the plan is checked: every child started so far is stopped (a second
+Ctrl-C kills them), then what was measured is written as a report marked interrupted (without
+``--compare-sim``) and the outcome says ``interrupted``; when nothing was measured yet,
+``KeyboardInterrupt`` is raised after the clean-up and ``latest`` is left as it was. Ctrl-C
+while the report is being written lets it finish (the outcome then says ``interrupted``); a
+second one stops at once, leaving ``latest`` as it was.
 """
 
 from __future__ import annotations
@@ -22,8 +30,9 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +46,22 @@ from loadtests.procs import (
     ShopProcess,
     check_reachable,
     free_port,
+    sigint_deferred,
+    sigint_postponed,
     spawn,
     stop,
+    stop_all,
 )
 from loadtests.report import write_loadtest_report
 from loadtests.results import merge_results
 from loadtests.schedule import ARRIVALS
 from loadtests.summary import TIMESERIES_COLUMNS, RunFacts, build_summary, timeseries_rows
 from sim.errors import LoadTestError
+from sim.interrupts import quit_on_sigint
 from sim.model import Scenario, TrafficModel, load_scenario, sampler_for
 from sim.parallel import Where
 from sim.report import ReportFiles
-from sim.runio import atomic_write_csv, atomic_write_json, new_run_dir
+from sim.runio import atomic_write_csv, atomic_write_json, new_run_dir, point_latest
 
 MAX_SPAN_S = 6 * 3600.0
 """Longest load test (scaled seconds); longer replays are refused."""
@@ -188,12 +201,13 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
     """Run the load test of ``config``; see the module docstring. Raises ``LoadTestError``.
     ``status`` gets passing progress lines; ``announce`` the lines to keep (the target, said
     before the first request is sent)."""
-    plan = plan_run(config)
-    host = plan.host
-    context = tls_context(config.insecure, config.ca_bundle)
-    if host is not None:
-        check_reachable(host, context=context)
-    run_dir = new_run_dir(plan.scenario.name, config.out, kind="loadtest")
+    with quit_on_sigint():  # checks only, nothing to clean up: Ctrl-C exits 130 at once
+        plan = plan_run(config)
+        host = plan.host
+        context = tls_context(config.insecure, config.ca_bundle)
+        if host is not None:
+            check_reachable(host, context=context)
+    run_dir = new_run_dir(plan.scenario.name, config.out, kind="loadtest", point=False)
     say = status or (lambda _text: None)
     started_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     wall_start = time.monotonic()
@@ -203,9 +217,10 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
     try:
         if config.local_shop:
             say("starting the reference shop")
-            shop = ShopProcess(Path(config.scenario_path), run_dir / "shop.db",
-                               run_dir / "shop.log")
-            host = shop.url
+            with sigint_deferred():  # the handle is kept, so the clean-up below can stop it
+                shop = ShopProcess(Path(config.scenario_path), run_dir / "shop.db",
+                                   run_dir / "shop.log", wait=False)
+            host = shop.wait_ready()
             check_reachable(host)
         assert host is not None
         if announce is not None:
@@ -213,14 +228,37 @@ def run_loadtest(config: LoadTestConfig, status: StatusFn | None = None,
         poller = PoolPoller(host)
         poller.start()
         interrupted = _run_locust(config, plan, host, run_dir, say)
+    except KeyboardInterrupt:
+        interrupted = True
+        say("interrupted: stopping the load test and writing what was measured")
     finally:
-        if poller is not None:
-            poller.stop()
-        if shop is not None:
-            shop.stop()
+        if stop_all([poller.stop if poller is not None else _nothing,
+                     shop.stop if shop is not None else _nothing],
+                    lambda: [shop.process] if shop is not None else []):
+            interrupted = True
+    if interrupted and not _measured(run_dir / RESULTS_FILE):
+        raise KeyboardInterrupt  # nothing to report; the run directory keeps the logs
     say("merging results")
-    return _finish(config, plan, run_dir, host, poller, started_at,
-                   time.monotonic() - wall_start, interrupted)
+    assert host is not None
+    with sigint_postponed() as pressed:  # the report of what was measured is worth finishing
+        outcome = _finish(config, plan, run_dir, host, poller, started_at,
+                          time.monotonic() - wall_start, interrupted)
+        if config.out is None:
+            point_latest(run_dir.parent, run_dir)
+    return replace(outcome, interrupted=True) if pressed else outcome
+
+
+def _nothing() -> None:
+    """A stopping step for a child that was never started."""
+
+
+def _measured(path: Path) -> bool:
+    """Whether Locust got as far as writing its results (a first line with the meta)."""
+    try:
+        with path.open("rb") as handle:
+            return handle.readline().endswith(b"\n")
+    except OSError:
+        return False
 
 
 def _run_locust(config: LoadTestConfig, plan: _Plan, host: str, run_dir: Path,
@@ -236,16 +274,18 @@ def _run_locust(config: LoadTestConfig, plan: _Plan, host: str, run_dir: Path,
         port = free_port()
         master_cmd += ["--master", "--expect-workers", str(config.workers),
                        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
-    master = spawn(master_cmd, run_dir / "locust.log")
-    for index in range(config.workers):
-        workers.append(spawn(
-            base + ["--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-                    *shared], run_dir / f"locust-worker-{index}.log"))
     bound_s = STARTUP_ALLOWANCE_S + plan.span_s + config.request_timeout_s + 1.0
-    deadline = time.monotonic() + bound_s
-    started = time.monotonic()
+    master: subprocess.Popen[bytes] | None = None
     interrupted = False
     try:
+        with sigint_deferred():  # every child's handle is kept for the clean-up
+            master = spawn(master_cmd, run_dir / "locust.log")
+            for index in range(config.workers):
+                workers.append(spawn(
+                    base + ["--worker", "--master-host", "127.0.0.1", "--master-port",
+                            str(port), *shared], run_dir / f"locust-worker-{index}.log"))
+        deadline = time.monotonic() + bound_s
+        started = time.monotonic()
         while master.poll() is None:
             if time.monotonic() > deadline:
                 say(f"time bound of {bound_s:,.0f} s reached: stopping Locust")
@@ -260,9 +300,10 @@ def _run_locust(config: LoadTestConfig, plan: _Plan, host: str, run_dir: Path,
         interrupted = True
         say("interrupted: stopping Locust and writing what was measured")
     finally:
-        stop(master, signum=signal.SIGINT)
-        for worker in workers:
-            stop(worker)
+        children = [p for p in (master, *workers) if p is not None]
+        if stop_all([partial(stop, p, signum=signal.SIGINT if p is master else signal.SIGTERM)
+                     for p in children], lambda: children):
+            interrupted = True
     return interrupted
 
 
@@ -288,14 +329,14 @@ def _finish(config: LoadTestConfig, plan: _Plan, run_dir: Path, host: str,
             spec = scenario.services[name]
             service["mean_service_ms"] = sampler_for(spec.service_time,
                                                      scenario.base_dir).mean_ms
-    if config.compare_sim and config.sim_replications is not None:
+    if config.compare_sim and not interrupted and config.sim_replications is not None:
         from loadtests.simreplicate import compare_replicated, simulate_replicated
 
         summaries = simulate_replicated(scenario, plan.rate_scale, plan.time_scale, plan.span_s,
                                         merged.window_s, run_dir, config.sim_replications,
                                         config.sim_place, seed=config.seed)
         summary["sim_vs_real"] = compare_replicated(summaries, summary)
-    elif config.compare_sim:
+    elif config.compare_sim and not interrupted:
         from loadtests.simcompare import compare, simulate_load_test
 
         sim_summary = simulate_load_test(scenario, plan.rate_scale, plan.time_scale,

@@ -519,6 +519,18 @@ def shop(
     ] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="With --check-db: print the counts and violations as JSON.")] = False,
+    header_timeout_s: Annotated[float, typer.Option(
+        "--header-timeout", min=0.01, max=3600,
+        help="Seconds a request's line and headers may take to arrive (then 408).")] = 10.0,
+    body_timeout_s: Annotated[float, typer.Option(
+        "--body-timeout", min=0.01, max=3600,
+        help="Seconds a request's body may take after its headers (then 408).")] = 10.0,
+    keepalive_timeout_s: Annotated[float, typer.Option(
+        "--keepalive-timeout", min=0.01, max=3600,
+        help="Seconds an idle keep-alive connection stays open.")] = 75.0,
+    max_connections: Annotated[int, typer.Option(
+        min=1, max=1_000_000,
+        help="Open connections served at once; more are answered 503.")] = 4096,
 ) -> None:
     """Run the reference shop with the scenario's capacity (Ctrl-C/SIGTERM stop it cleanly),
     or check a shop database's consistency with --check-db."""
@@ -546,10 +558,23 @@ def shop(
                 raise typer.Exit(1)
             _out().print("ok: no violations", markup=False)
             return
-        from loadtests.shop import ShopHandle, default_db_path, run_shop
+        from loadtests.shop import (
+            ServerLimits,
+            ShopConfig,
+            ShopHandle,
+            default_db_path,
+            fit_connection_cap,
+            run_shop,
+        )
         from sim.model import load_scenario
 
         scenario = load_scenario(file)
+        cap = fit_connection_cap(max_connections)
+        if cap < max_connections:
+            _err().print(f"warning: --max-connections lowered to {cap} (open-file limit)",
+                         markup=False)
+        config = ShopConfig(limits=ServerLimits(header_timeout_s, body_timeout_s,
+                                                keepalive_timeout_s, cap))
 
         def ready(handle: ShopHandle) -> None:
             _out().print(f"peaksim shop: {scenario.name} on {handle.url} (db {handle.db_path})",
@@ -567,7 +592,7 @@ def shop(
             console = _out()
             background.append(LiveAutoscaler(
                 scenario, controller, lambda line: console.print(line, markup=False)).run)
-        run_shop(scenario, db or default_db_path(scenario), host, port, ready, background)
+        run_shop(scenario, db or default_db_path(scenario), host, port, ready, background, config)
         _out().print("peaksim shop: stopped", markup=False)
 
 
@@ -864,11 +889,14 @@ def loadtest(
     with user_errors():
         from rich.markup import escape
 
-        from loadtests.gate import load_table
-        from loadtests.runner import LoadTestConfig, run_loadtest
-        from loadtests.simcompare import sim_table
-        from loadtests.simreplicate import sim_interval_table
-        from sim.parallel import where
+        from sim.interrupts import quit_on_sigint
+
+        with quit_on_sigint():  # nothing to clean up while importing: Ctrl-C exits 130 at once
+            from loadtests.gate import load_table
+            from loadtests.runner import LoadTestConfig, run_loadtest
+            from loadtests.simcompare import sim_table
+            from loadtests.simreplicate import sim_interval_table
+            from sim.parallel import where
 
         config = LoadTestConfig(
             Path(file), host=host, local_shop=local_shop, time_scale=time_scale,

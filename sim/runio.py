@@ -71,11 +71,14 @@ def new_run_id(now: datetime | None = None) -> str:
     return f"{stamp}Z-{secrets.token_hex(2)}"
 
 
-def new_run_dir(scenario_name: str, out: Path | None = None, kind: str = "") -> Path:
+def new_run_dir(scenario_name: str, out: Path | None = None, kind: str = "",
+                point: bool = True) -> Path:
     """Create the run directory for a run of ``scenario_name``.
 
     With ``out`` the files go exactly there; otherwise into
-    ``reports/<scenario>/<run-id>[-kind]/`` and ``reports/<scenario>/latest`` is pointed at it.
+    ``reports/<scenario>/<run-id>[-kind]/`` and ``reports/<scenario>/latest`` is pointed at it
+    (with ``point=False`` the caller does that, with ``point_latest``, once its report is
+    written).
     """
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -83,7 +86,8 @@ def new_run_dir(scenario_name: str, out: Path | None = None, kind: str = "") -> 
     base = DEFAULT_REPORTS_DIR / scenario_name
     run_dir = base / (new_run_id() + (f"-{kind}" if kind else ""))
     run_dir.mkdir(parents=True, exist_ok=False)
-    point_latest(base, run_dir)
+    if point:
+        point_latest(base, run_dir)
     return run_dir
 
 

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS: dict[str, int] = {
     # foundation modules: they import nothing else of peaksim
     "sim": 0, "sim.errors": 0, "sim.units": 0, "sim.schema": 0, "sim.runio": 0, "sim.metrics": 0,
-    "sim.parallel": 0, "sim.intervals": 0, "sim.termtable": 0, "sim.policies": 0,
+    "sim.parallel": 0, "sim.intervals": 0, "sim.termtable": 0, "sim.interrupts": 0,
+    "sim.policies": 0,
     "sim.policies.autoscaling": 1,
     "sim.model": 2,
     "sim.policies.colocation": 3,
@@ -31,11 +32,12 @@ LAYERS: dict[str, int] = {
     "sim.study": 9,
     "loadtests": 10,
     "sim.cli": 11,
+    "sim.__main__": 12,
 }
 """Each unit's layer: a unit may import units of a lower layer, and its own modules."""
 
 FOUNDATION = {"sim", "sim.errors", "sim.units", "sim.schema", "sim.runio", "sim.metrics",
-              "sim.parallel", "sim.intervals", "sim.termtable"}
+              "sim.parallel", "sim.intervals", "sim.termtable", "sim.interrupts"}
 
 
 def module_name(path: Path) -> str:

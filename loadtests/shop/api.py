@@ -9,14 +9,20 @@ sends can overflow SQLite's 64-bit integers or grow a row without limit.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any, NoReturn, TypeVar
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 MAX_BODY_BYTES = 64 * 1024
 """Largest request body accepted (aiohttp ``client_max_size``); larger ones get 413."""
+
+CONTENT_CODINGS = ("identity", "gzip", "deflate")
+"""``Content-Encoding`` values a request body may have; others get 415."""
 
 CATALOG_SIZE = 100_000
 """Items ``1..CATALOG_SIZE`` exist; others are 404 on /browse and 422 in an order."""
@@ -70,20 +76,27 @@ class ApiError(Exception):
     """
 
     def __init__(
-        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None
+        self, status: int, code: str, message: str, details: list[dict[str, str]] | None = None,
+        *, headers: dict[str, str] | None = None, close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.details = details
+        self.headers = headers
+        self.close = close
+        """Close the connection after answering (the rest of the request cannot be trusted)."""
 
     def response(self, headers: dict[str, str] | None = None) -> web.Response:
         """The JSON response for this error."""
         body: dict[str, Any] = {"code": self.code, "message": self.message}
         if self.details:
             body["details"] = self.details
-        return json_response({"error": body}, self.status, headers)
+        response = json_response({"error": body}, self.status, headers or self.headers)
+        if self.close:
+            response.force_close()
+        return response
 
 
 def json_response(
@@ -96,6 +109,22 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
+
+
+def http_error_response(exc: web.HTTPException) -> web.Response:
+    """aiohttp's own error (unknown route, wrong method, body too large, unknown ``Expect``) as
+    the shop's JSON error, with its headers (``Allow``, ...)."""
+    headers = {k: v for k, v in exc.headers.items()
+               if k.lower() not in ("content-type", "content-length")}
+    code = exc.reason.lower().replace(" ", "_") or "http_error"
+    message = f"{exc.reason}"
+    if exc.status == 413:
+        message = f"request body larger than {MAX_BODY_BYTES} bytes"
+    elif exc.status == 404:
+        message = "no such route"
+    elif exc.text and exc.text != f"{exc.status}: {exc.reason}":
+        message = exc.text
+    return ApiError(exc.status, code, message).response(headers)
 
 
 def price_cents(item_id: int) -> int:
@@ -147,6 +176,33 @@ def idempotency_key(request: web.Request) -> str:
         raise ApiError(400, "invalid_idempotency_key",
                        f"{IDEMPOTENCY_HEADER} must be 1-255 visible ASCII characters")
     return key
+
+
+async def read_body(request: web.Request, timeout_s: float) -> bytes:
+    """The whole (decoded) request body, read within ``timeout_s`` seconds.
+
+    415 for a ``Content-Encoding`` other than ``CONTENT_CODINGS``; 400 for a body that does
+    not decode (``gzip`` that is not gzip) or breaks its framing; 408 when it is not complete
+    in time; 413 (from aiohttp) when it exceeds ``MAX_BODY_BYTES`` decoded. Reading twice
+    returns the same bytes.
+    """
+    coding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding not in CONTENT_CODINGS:
+        raise ApiError(415, "unsupported_content_encoding",
+                       f"Content-Encoding {coding[:40]!r} is not supported",
+                       headers={"Accept-Encoding": ", ".join(CONTENT_CODINGS)}, close=True)
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await request.read()
+    except TimeoutError:
+        raise ApiError(408, "body_timeout", f"request body not received within {timeout_s:g} s",
+                       close=True) from None
+    except RequestPayloadError as exc:
+        if isinstance(exc.__cause__, ContentEncodingError):
+            raise ApiError(400, "bad_content_encoding", f"request body is not valid {coding}",
+                           close=True) from None
+        raise ApiError(400, "malformed_body", f"request body is malformed: {exc}",
+                       close=True) from None
 
 
 async def read_json(request: web.Request) -> Any:

@@ -26,6 +26,7 @@ from loadtests.shop.api import ApiError, json_response
 from loadtests.shop.capacity import ServicePool
 from loadtests.shop.metrics import ServiceSnapshot, ShopMetrics
 from loadtests.shop.outcomes import Outcome, PoolState, ScaleError
+from loadtests.shop.protocol import ServerLimits
 from loadtests.shop.store import Order, OrderLine, PayResult, PayStatus, Store
 from sim.model import Scenario, sampler_for
 
@@ -59,6 +60,8 @@ class ShopConfig:
     )
     shutdown_timeout_s: float = 10.0
     """How long a stopping shop lets in-flight requests finish before cancelling them."""
+    limits: ServerLimits = field(default_factory=ServerLimits)
+    """Read deadlines and the connection cap of the HTTP server."""
 
     def __post_init__(self) -> None:
         unknown = set(self.endpoint_services) - set(DEFAULT_ENDPOINT_SERVICES)
@@ -146,11 +149,15 @@ class Shop:
         self.metrics.in_flight[endpoint] += 1
         try:
             call.shadow = api.is_shadow(request)
+            if request.body_exists:  # every body is read here, within the body deadline
+                await api.read_body(request, self.config.limits.body_timeout_s)
             response = await handler(request)
         except ApiError as exc:
+            if exc.code == "body_timeout":
+                self.metrics.connections.events["body_timeout"] += 1
             response = exc.response()
         except web.HTTPException as exc:  # unknown route, wrong method, body too large
-            response = _http_error(exc)
+            response = api.http_error_response(exc)
         except ConnectionError:
             raise  # the client went away mid-request: nobody to answer, aiohttp closes it
         except Exception:  # a bug: answer it, log it, keep serving
@@ -302,15 +309,3 @@ def _order_json(order: Order) -> dict[str, object]:
                   for li in order.lines],
         "created_at": order.created_at,
     }
-
-
-def _http_error(exc: web.HTTPException) -> web.Response:
-    headers = {k: v for k, v in exc.headers.items()
-               if k.lower() not in ("content-type", "content-length")}
-    code = exc.reason.lower().replace(" ", "_") or "http_error"
-    message = f"{exc.reason}"
-    if exc.status == 413:
-        message = f"request body larger than {api.MAX_BODY_BYTES} bytes"
-    elif exc.status == 404:
-        message = "no such route"
-    return ApiError(exc.status, code, message).response(headers)

@@ -21,7 +21,7 @@ import math
 from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -85,6 +85,19 @@ class ServiceSnapshot:
     queued_request_s: float = 0.0
     ready_worker_s: float = 0.0
     instances: tuple[InstanceState, ...] = ()
+
+
+@dataclass
+class ConnectionStats:
+    """Connection-level counts of the shop's HTTP server (no endpoint is involved).
+
+    ``events``: ``refused`` (over the connection cap, answered 503), ``header_timeout`` and
+    ``body_timeout`` (answered 408), ``idle_timeout`` (a connection that sent nothing),
+    ``bad_request`` (what the HTTP parser refused, answered 400).
+    """
+
+    open: int = 0
+    events: Counter[str] = field(default_factory=Counter)
 
 
 class _Window:
@@ -161,6 +174,7 @@ class ShopMetrics:
         self.outcomes: Counter[tuple[str, str, str]] = Counter()
         self.business: Counter[tuple[str, str]] = Counter()
         self.in_flight: Counter[str] = Counter()
+        self.connections = ConnectionStats()
         self._latency_buckets: dict[tuple[str, str], list[int]] = {}
         self._latency_sum_s: Counter[tuple[str, str]] = Counter()
         self._windows = {name: _Window(start_s) for name in services}
@@ -248,6 +262,13 @@ class ShopMetrics:
                    "Orders created, payments charged or replayed, cents charged.")
         for (what, traffic), n in sorted(self.business.items()):
             out.sample("peaksim_shop_business_total", {"what": what, "traffic": traffic}, n)
+        out.family("peaksim_shop_connections", "gauge", "Open HTTP connections.")
+        out.sample("peaksim_shop_connections", {}, self.connections.open)
+        out.family("peaksim_shop_connection_events_total", "counter",
+                   "Connections refused over the cap, timed out, or closed on a malformed "
+                   "request.")
+        for event, n in sorted(self.connections.events.items()):
+            out.sample("peaksim_shop_connection_events_total", {"event": event}, n)
         return out.text()
 
     def _service_of(self, endpoint: str) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 from aiohttp import web
 
 from loadtests.shop.app import Shop, ShopConfig
+from loadtests.shop.protocol import ShopRunner
 from loadtests.shop.store import Store
 from sim.errors import PeaksimError
 from sim.model import Scenario
@@ -66,8 +67,10 @@ async def running_shop(
     store = await Store.open(db_path)
     try:
         shop = Shop(scenario, store, config)
-        runner = web.AppRunner(
+        runner = ShopRunner(
             shop.application(),
+            limits=config.limits,
+            stats=shop.metrics.connections,
             handle_signals=False,
             access_log=None,  # one log line per request would cost more than the request
             shutdown_timeout=config.shutdown_timeout_s,

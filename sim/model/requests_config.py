@@ -3,7 +3,7 @@
 A scenario says, per service, the HTTP request a load test sends for it::
 
     loadtest:
-      host: http://127.0.0.1:8089          # or --host
+      host: http://127.0.0.1:8099          # or --host
       headers: {X-Api-Key: "{{ env.SHOP_API_KEY }}"}
       requests:
         checkout:
