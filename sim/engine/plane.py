@@ -64,6 +64,8 @@ class ServicePlane:
         self.inflation = np.ones(1)  # service-time factors of the ready instances (colocation)
         self.acc = Accounts(config.n_buckets, config.n_ticks)
         self.hist = LatencyHistogram()
+        self.hist_first = LatencyHistogram()
+        """First attempts that completed successfully: the good events of the SLO (sim.slo)."""
         self.inflight = InFlight()
         self.generated_to_s = 0.0
         self.fresh_s: np.ndarray = np.zeros(0)  # carried fresh arrivals (fast path)
@@ -216,6 +218,7 @@ class ServicePlane:
             acc.final_failures_at.extend(deadline[late | abandoned].tolist())
         latency_ms = (finish[completed] - arrivals[completed]) * 1000.0
         self.hist.add(latency_ms)
+        self.hist_first.add(latency_ms[first[completed]])
         acc.add_latencies(finish[completed], latency_ms, cfg.tick_s)
         keep = served & (finish > t_s)
         self.inflight.update(t_s, finish[keep], arrivals[keep], service[keep], attempts[keep],
@@ -288,6 +291,8 @@ class ServicePlane:
             return  # its client gives up at the deadline anyway: it stays a timeout
         latency_ms = (finish_s - arrival) * 1000.0
         self.hist.remove_one(latency_ms)
+        if attempt == 0:
+            self.hist_first.remove_one(latency_ms)
         acc.remove_latency(finish_s, latency_ms, cfg.tick_s)
         add_counts(acc.completed, np.asarray([finish_s]), cfg.bucket_s, -1.0)
         add_counts(acc.failed, np.asarray([now_s]), cfg.bucket_s)

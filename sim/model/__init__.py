@@ -53,7 +53,13 @@ from sim.model.requests_config import (
 )
 from sim.model.scenario import Fault, Objectives, Retries, Scenario, Service, ServiceTime
 from sim.model.servicetime import Sampler, sampler_for
-from sim.model.slo import evaluate_slo
+from sim.model.slo import (
+    LATENCY_QUANTILES,
+    LatencyCounts,
+    ServiceOutcome,
+    judge_objectives,
+    slo_percentiles,
+)
 from sim.model.traffic import TrafficModel
 from sim.model.traffic_config import KeyframesTraffic, SinglesDayTraffic, TraceTraffic
 
@@ -81,6 +87,8 @@ __all__ = [
     "Fault",
     "HasResources",
     "KeyframesTraffic",
+    "LATENCY_QUANTILES",
+    "LatencyCounts",
     "NodeType",
     "Objectives",
     "POLICY_NAMES",
@@ -90,6 +98,7 @@ __all__ = [
     "Scenario",
     "Service",
     "ServiceTime",
+    "ServiceOutcome",
     "SinglesDayTraffic",
     "TraceTraffic",
     "TrafficModel",
@@ -98,7 +107,8 @@ __all__ = [
     "check_autoscaling",
     "check_cluster",
     "draw",
-    "evaluate_slo",
+    "judge_objectives",
+    "slo_percentiles",
     "generate_jobs",
     "load_scenario",
     "load_workload",
