@@ -7,6 +7,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -53,7 +54,14 @@ def verdict_line(summary: dict[str, Any]) -> str:
     missed = [n for n, s in summary["services"].items() if not s["slo_met"]]
     if not missed:
         return "[bold green]PASS[/] every service held its SLO"
-    return f"[bold red]FAIL[/] SLO missed by: {', '.join(missed)}"
+    return "[bold red]FAIL[/] SLO missed by: " + ", ".join(
+        escape(_first_reason(name, summary["services"][name]["slo"])) for name in missed)
+
+
+def _first_reason(name: str, slo: dict[str, dict[str, Any]]) -> str:
+    """``"payment (80% of requests failed)"``: the service and why its first miss missed."""
+    reasons = [v.get("reason") for v in slo.values() if not v["met"] and v.get("reason")]
+    return f"{name} ({reasons[0]})" if reasons else name
 
 
 @contextmanager

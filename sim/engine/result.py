@@ -216,6 +216,7 @@ def _series(sim: EngineState, rt: ServiceRuntime) -> ServiceSeries:
     return ServiceSeries(
         name=rt.name, workers=spec.workers, mean_service_ms=rt.plane.sampler.mean_ms,
         price_per_hour=spec.price_per_hour, timeout_ms=spec.timeout_ms, columns=columns,
-        hist=rt.plane.hist, hist_first=rt.plane.hist_first, final_failures=int(round(acc.final_failures.sum())),
+        hist=rt.plane.hist, hist_first=rt.plane.hist_first,
+        final_failures=int(round(acc.final_failures.sum())),
         instance_seconds=float(rt.instance_s.sum()), scale_events=rt.scale_events,
     )

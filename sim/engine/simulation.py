@@ -243,15 +243,24 @@ class Simulation:
                             "from": ready, "to": ready - removed,
                             "reason": f"killed {removed} ready instance(s), in-flight work "
                                       f"{'failed' if fault.mode == 'fail' else 'drained'}"})
-        if fault.replace_after_s is not None:
+        if not fault.replace:
+            return
+        if fault.replace_after_s:
             yield self.env.timeout(fault.replace_after_s / self.traffic.time_scale)
-            rt.plane.advance_to(self.env.now)
-            for _ in range(removed):
-                self._start_instance(rt)
-            self._readiness_changed(rt)
-            self.events.append({"t_s": round(self.env.now, 3), "service": rt.name,
-                                "kind": "replace", "from": len(rt.instances) - removed,
-                                "to": len(rt.instances), "reason": "replacements started"})
+        # A Deployment keeps its replica count: it starts what is missing from the desired
+        # count (an autoscaler may have changed it meanwhile), never more than were killed.
+        missing = min(removed, rt.desired - len(rt.instances))
+        if missing <= 0:
+            return
+        rt.plane.advance_to(self.env.now)
+        for _ in range(missing):
+            self._start_instance(rt)
+        self._readiness_changed(rt)
+        self.events.append({"t_s": round(self.env.now, 3), "service": rt.name,
+                            "kind": "replace", "from": len(rt.instances) - missing,
+                            "to": len(rt.instances),
+                            "reason": f"{missing} replacement(s) started, ready after "
+                                      f"boot_s {rt.spec.boot_s:g} s"})
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:

@@ -74,8 +74,12 @@ class Objectives(Strict):
 
 class Fault(Strict):
     """A scheduled failure: at ``at``, remove ``kill_fraction`` (rounded up) or ``kill``
-    instances of ``service``; in-flight work fails or drains per ``mode``. Removed instances
-    come back (booting again) after ``replace_after_s`` if given."""
+    instances of ``service``; in-flight work fails or drains per ``mode``.
+
+    As a Kubernetes Deployment does, the killed instances are replaced at once by new ones
+    that boot for the service's ``boot_s``; ``replace_after_s`` delays the replacements (a
+    slow controller, a node to provision) and ``replace: false`` leaves the service without
+    them (an autoscaler still restores its ``min``)."""
 
     at: TimeRef
     service: str
@@ -83,9 +87,13 @@ class Fault(Strict):
     kill: int | None = Field(default=None, ge=1)
     mode: Literal["fail", "drain"] = "fail"
     replace_after_s: Duration | None = None
+    replace: bool = True
 
     @model_validator(mode="after")
     def _one_amount(self) -> Fault:
+        if not self.replace and self.replace_after_s is not None:
+            raise field_errors([(("replace_after_s",), "replace_after_s delays replacements; "
+                                 "with replace: false there are none (drop one of the two)")])
         if self.kill_fraction is not None and self.kill is not None:
             raise field_errors([(("kill_fraction",), "give kill or kill_fraction, not both")])
         if self.kill_fraction is None and self.kill is None:

@@ -1,10 +1,11 @@
 """The verdict: per service and objective, did the SLO hold, and if not, when was it missed.
 
 Whether an objective was met comes from ``summary.json``, judged by ``sim.slo`` with SRE
-semantics (failed, timed-out and shed requests are bad events for every objective). *When* it was missed comes from the per-tick series: for a latency objective with a
-per-tick column (``p50_ms``, ``p95_ms``, ``p99_ms``, ...) the ticks whose percentile exceeded the
-target; for a missed ``error_rate`` the ticks where the fraction of lost attempts exceeded it
-(windows holding under 1% of the run's lost attempts are left out).
+semantics (failed, timed-out and shed requests are bad events for every objective). *When* it
+was missed comes from the per-tick series: for a latency objective with a per-tick column
+(``p50_ms``, ``p95_ms``, ``p99_ms``, ...) the ticks whose percentile exceeded the target; for a
+missed ``error_rate`` the ticks where the fraction of lost attempts exceeded it (windows holding
+under 1% of the run's lost attempts are left out).
 """
 
 from __future__ import annotations
