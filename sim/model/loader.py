@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 from sim.errors import Problem, ScenarioError
 from sim.model.scenario import Scenario
 from sim.model.traffic_config import TRAFFIC_KINDS
+from sim.model.yamlguard import check_shape, check_size, reader_problem
 from sim.schema import suggest
 
 PathKey = tuple[str | int, ...]
@@ -33,6 +35,13 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
 def _read_text(file: str) -> str:
     try:
+        info = os.stat(file)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(file)
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError([Problem(file, "", "is not a regular file (a device, pipe or "
+                                                   "socket), expected a YAML file")])
+        check_size(info.st_size, file)
         return Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, "", "file not found")]) from None
@@ -123,13 +132,29 @@ _Loader.add_implicit_resolver(
 
 
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int], list[Problem]]:
-    """(data, line of every key, duplicate-key problems) of one YAML document."""
-    loader = _Loader(text)
+    """(data, line of every key, duplicate-key problems) of one YAML document, within the
+    limits of ``sim.yamlguard`` (size, depth, aliases, long numbers)."""
+    check_size(len(text.encode("utf-8", errors="replace")), file)
+    try:
+        shape = _Loader(text)
+        try:
+            check_shape(shape, file)
+        except yaml.YAMLError:
+            pass  # a syntax error: the parse below reports it with its context
+        finally:
+            shape.dispose()
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise ScenarioError([reader_problem(exc, text, file)]) from None
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        raise ScenarioError([reader_problem(exc, text, file)]) from None
     except yaml.YAMLError as exc:
         raise ScenarioError([_yaml_problem(exc, file)]) from None
+    except (ValueError, OverflowError, TypeError) as exc:  # e.g. a date such as 2026-13-45
+        raise ScenarioError([Problem(file, "", f"YAML value cannot be read: {exc}")]) from None
     finally:
         loader.dispose()
     lines: dict[PathKey, int] = {}
