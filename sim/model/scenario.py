@@ -13,7 +13,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     ConfigDict,
@@ -35,6 +35,8 @@ from sim.model.service_config import (  # noqa: F401  (re-exported: the scenario
     ServiceTime,
 )
 from sim.schema import (
+    MAX_INSTANCES,
+    MAX_LATENCY_MS,
     ClockTime,
     Duration,
     Loc,
@@ -54,11 +56,11 @@ class Objectives(Strict):
     """SLO objectives of one service; latencies in ms over completed requests, error rate as a
     fraction of first attempts that finally failed (timed out or shed)."""
 
-    p50_ms: float | None = Field(default=None, gt=0)
-    p90_ms: float | None = Field(default=None, gt=0)
-    p95_ms: float | None = Field(default=None, gt=0)
-    p99_ms: float | None = Field(default=None, gt=0)
-    mean_ms: float | None = Field(default=None, gt=0)
+    p50_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    p90_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    p95_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    p99_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    mean_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
     error_rate: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -84,7 +86,7 @@ class Fault(Strict):
     at: TimeRef
     service: str
     kill_fraction: float | None = Field(default=None, gt=0, le=1)
-    kill: int | None = Field(default=None, ge=1)
+    kill: int | None = Field(default=None, ge=1, le=MAX_INSTANCES)
     mode: Literal["fail", "drain"] = "fail"
     replace_after_s: Duration | None = None
     replace: bool = True
@@ -168,11 +170,11 @@ def _document_duration_spelling(schema: dict[str, Any]) -> None:
 class Scenario(Strict):
     """A whole scenario file. Times are seconds from t=0; ``start_clock`` labels t=0."""
 
-    name: str
-    description: str = ""
-    seed: int = Field(ge=0)
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=10_000)
+    seed: int = Field(ge=0, le=2**63 - 1)
     duration_s: PositiveDuration
-    tick_s: PositiveDuration = 1.0
+    tick_s: Annotated[PositiveDuration, Field(ge=0.01)] = 1.0
     start_clock: ClockTime | None = None
     start_date: datetime.date | None = None
     """Calendar date of t=0 (with ``start_clock``): places dated cron triggers."""

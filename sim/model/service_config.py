@@ -8,7 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from sim.schema import Duration, Loc, Strict, field_errors
+from sim.schema import (
+    MAX_INSTANCES,
+    MAX_LATENCY_MS,
+    MAX_QUEUE,
+    MIN_LATENCY_MS,
+    Duration,
+    Loc,
+    Strict,
+    field_errors,
+)
 
 Z99 = 2.3263478740408408
 """Standard normal 99th percentile, used to turn a lognormal (mean, p99) into (mu, sigma)."""
@@ -24,12 +33,12 @@ class ServiceTime(Strict):
     """
 
     dist: Literal["exponential", "lognormal", "gamma", "constant", "uniform", "empirical"]
-    mean_ms: float | None = Field(default=None, gt=0)
-    p99_ms: float | None = Field(default=None, gt=0)
+    mean_ms: float | None = Field(default=None, ge=MIN_LATENCY_MS, le=MAX_LATENCY_MS)
+    p99_ms: float | None = Field(default=None, ge=MIN_LATENCY_MS, le=MAX_LATENCY_MS)
     sigma: float | None = Field(default=None, gt=0, le=5)
     shape: float | None = Field(default=None, ge=0.01, le=10_000)
-    min_ms: float | None = Field(default=None, ge=0)
-    max_ms: float | None = Field(default=None, gt=0)
+    min_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
+    max_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
     samples_ms: tuple[float, ...] | None = None
     csv: str | None = None
 
@@ -113,9 +122,9 @@ def _instances_before(value: Any) -> Any:
 class Instances(Strict):
     """Instance counts of one service: bounds for autoscaling and the count at t=0."""
 
-    min: int = Field(ge=0)
-    max: int = Field(ge=1)
-    initial: int | None = Field(default=None, ge=0)
+    min: int = Field(ge=0, le=MAX_INSTANCES)
+    max: int = Field(ge=1, le=MAX_INSTANCES)
+    initial: int | None = Field(default=None, ge=0, le=MAX_INSTANCES)
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Instances:
@@ -137,16 +146,16 @@ class Retries(Strict):
     spread by ``± jitter`` (a fraction), at most ``max`` times."""
 
     max: int = Field(ge=0, le=20)
-    backoff_ms: float = Field(default=100.0, ge=0)
-    multiplier: float = Field(default=2.0, ge=1.0)
+    backoff_ms: float = Field(default=100.0, ge=0, le=MAX_LATENCY_MS)
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
     jitter: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class Resources(Strict):
     """What one instance of a service requests from a cluster node."""
 
-    cores: float = Field(default=1.0, gt=0)
-    memory_gb: float = Field(default=2.0, gt=0)
+    cores: float = Field(default=1.0, gt=0, le=10_000)
+    memory_gb: float = Field(default=2.0, gt=0, le=100_000)
 
 
 class Service(Strict):
@@ -162,11 +171,11 @@ class Service(Strict):
     instances: Annotated[
         Instances, BeforeValidator(_instances_before, json_schema_input_type=int | Instances)
     ]
-    timeout_ms: float = Field(default=0.0, ge=0)
+    timeout_ms: float = Field(default=0.0, ge=0, le=MAX_LATENCY_MS)
     boot_s: Duration = 0.0
-    max_queue: int | None = Field(default=None, ge=0)
+    max_queue: int | None = Field(default=None, ge=0, le=MAX_QUEUE)
     retries: Retries | None = None
     balancer: Literal["least_outstanding", "random", "round_robin"] = "least_outstanding"
     on_remove: Literal["drain", "fail"] = "drain"
-    price_per_hour: float = Field(default=0.10, ge=0)
+    price_per_hour: float = Field(default=0.10, ge=0, le=1e6)
     resources: Resources = Resources()
