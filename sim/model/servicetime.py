@@ -6,12 +6,12 @@ Samplers take the random generator they draw from; they keep no random state of 
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sim.model.inputfiles import read_csv_rows
 from sim.model.scenario import ServiceTime
 
 
@@ -85,11 +85,7 @@ def sampler_for(spec: ServiceTime, base_dir: str = ".") -> Sampler:
 
 
 def _read_samples(path: Path) -> np.ndarray:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and row[0].strip()]
-    except OSError as exc:
-        raise ValueError(f"cannot read samples file {str(path)!r}: {exc.strerror}") from None
+    rows = [row for row in read_csv_rows(path, "samples file") if row and row[0].strip()]
     values: list[float] = []
     for number, row in enumerate(rows, start=1):
         try:

@@ -95,7 +95,7 @@ class ServiceSummary(_Open):
     slo: dict[str, ObjectiveSummary] = Field(default_factory=dict)
     slo_met: bool = True
     workers: int | None = Field(default=None, ge=1)
-    mean_service_ms: float | None = Field(default=None, gt=0)
+    mean_service_ms: float | None = Field(default=None, ge=0)
     price_per_hour: float | None = Field(default=None, ge=0)
 
 
