@@ -12,13 +12,16 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from sim.errors import PeaksimError, ScenarioError
+
+if TYPE_CHECKING:
+    from sim.engine import RunLimits
 
 DEFAULT_SCENARIO = Path("scenarios/singles-day.yaml")
 
@@ -33,14 +36,15 @@ app = typer.Typer(
 
 
 def _out() -> Console:
-    console = Console(highlight=False)
+    # No emoji codes: "file.yaml:100:" must not print as "file.yaml💯".
+    console = Console(highlight=False, emoji=False)
     if not console.is_terminal:
         console.width = 120  # piped output (CI logs): tables need not fold at 80 columns
     return console
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 
 @contextmanager
@@ -68,6 +72,19 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the files into this directory instead of reports/."),
 ]
+MAX_REQUESTS_DEFAULT = 100_000_000
+"""``sim.engine.runsize.MAX_REQUESTS`` (kept here so that --help needs no numpy import)."""
+MaxRequestsOpt = Annotated[
+    int,
+    typer.Option("--max-requests", min=1, help="Refuse a run estimated above this many "
+                                               "requests (see docs/scenarios.md, Limits)."),
+]
+
+
+def _limits(max_requests: int) -> RunLimits:
+    from sim.engine import RunLimits
+
+    return RunLimits(max_requests=max_requests)
 
 
 ReplicationsOpt = Annotated[int | None, typer.Option(
@@ -148,6 +165,7 @@ def run(
     replications: ReplicationsOpt = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
 ) -> None:
     """Simulate a scenario; write summary.json, timeseries.csv and the report."""
     with user_errors():
@@ -167,7 +185,8 @@ def run(
                 raise typer.Exit(code)
             return
         with progress_bar(console, f"simulating {scenario.name}", console.is_terminal) as bar:
-            outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar)
+            outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar,
+                                   limits=_limits(max_requests))
         summary = outcome.summary
         if as_json:
             sys.stdout.write(json.dumps(summary, indent=2) + "\n")
@@ -195,6 +214,7 @@ def compare(
     replications: ReplicationsOpt = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
 ) -> None:
     """Run one scenario and seed under several policies; print and write a side-by-side
     comparison."""
@@ -218,7 +238,8 @@ def compare(
         label = f"{len(names)} runs on {place.describe()}"
         with progress_bar(console, label, console.is_terminal) as bar:
             outcome = compare_variants(scenario, names, seed=seed, out=out, place=place,
-                                       on_done=done_fraction(bar))
+                                       on_done=done_fraction(bar),
+                                       limits=_limits(max_requests))
         rows = comparison_rows(outcome.names, outcome.summaries)
         if as_json:
             sys.stdout.write(json.dumps({"scenario": scenario.name, "rows": rows}, indent=2)
@@ -556,6 +577,7 @@ def plan(
     replications: ReplicationsOpt = None,
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
+    max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
 ) -> None:
     """How many instances of each service must be ready, and from when, to hold the SLO through
     the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
@@ -587,10 +609,11 @@ def plan(
             with console.status(label) as status:
                 outcome = plan_scenario(
                     scenario, headroom=headroom, margin_s=margin_s, seed=seed, out=out,
-                    on_trial=lambda what: status.update(f"{label}: simulating the {what}"))
+                    on_trial=lambda what: status.update(f"{label}: simulating the {what}"),
+                    limits=_limits(max_requests))
         else:
             outcome = plan_scenario(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
-                                    out=out)
+                                    out=out, limits=_limits(max_requests))
         data = outcome.plan.to_json()
         if as_json:
             sys.stdout.write(json.dumps(data, indent=2) + "\n")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, simulate
+from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, RunLimits, simulate
 from sim.errors import PeaksimError
 from sim.model import Scenario, parse_scenario
 from sim.parallel import DoneFn, Where, map_jobs
@@ -56,9 +56,10 @@ class RunOutcome:
 def run_scenario(
     scenario: Scenario, *, seed: int | None = None, out: Path | None = None,
     variant: str | None = None, progress: ProgressFn | None = None,
+    limits: RunLimits | None = None,
 ) -> RunOutcome:
     """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files."""
-    result = simulate(scenario, variant=variant, seed=seed, progress=progress)
+    result = simulate(scenario, variant=variant, seed=seed, progress=progress, limits=limits)
     run_dir = new_run_dir(scenario.name, out)
     result.write(run_dir)
     return RunOutcome(run_dir, result.summary(), _write_report(run_dir))
@@ -83,12 +84,12 @@ class PlanOutcome:
 def plan_scenario(
     scenario: Scenario, *, headroom: float = DEFAULT_HEADROOM,
     margin_s: float = DEFAULT_MARGIN_S, seed: int | None = None, out: Path | None = None,
-    on_trial: Callable[[str], None] | None = None,
+    on_trial: Callable[[str], None] | None = None, limits: RunLimits | None = None,
 ) -> PlanOutcome:
     """Plan ``scenario`` and write the run directory: the confirming whole-run simulation of the
     recommended counts (summary.json, timeseries.csv), plan.json and the report."""
     plan, result = make_plan(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
-                             on_trial=on_trial)
+                             on_trial=on_trial, limits=limits)
     run_dir = new_run_dir(scenario.name, out, kind="plan")
     result.write(run_dir)
     atomic_write_json(run_dir / PLAN_FILE, plan.to_json())
@@ -127,13 +128,14 @@ def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
 def compare_variants(
     scenario: Scenario, names: Sequence[str], *, seed: int | None = None,
     out: Path | None = None, place: Where | None = None, on_done: DoneFn | None = None,
+    limits: RunLimits | None = None,
 ) -> CompareOutcome:
     """Run ``scenario`` under every variant in ``names`` with the same seed, in parallel where
     ``place`` says (default: one after the other here); write one run directory per variant
     under the comparison directory, and the comparison report."""
     place = place or Where()
     run_seed = scenario.seed if seed is None else seed
-    jobs = [SimJob(scenario, name, run_seed) for name in names]
+    jobs = [SimJob(scenario, name, run_seed, limits=limits) for name in names]
     out_dir = new_run_dir(scenario.name, out, kind="compare")
     run_dirs = [out_dir / name for name in names]
 
@@ -312,6 +314,8 @@ class SimJob:
     """Fixed instance counts (no autoscaler), as ``simulate`` takes them."""
     rate_scale: float = 1.0
     time_scale: float = 1.0
+    limits: RunLimits | None = None
+    """Run-size limits (``sim.engine.runsize``; None: the defaults)."""
 
 
 @dataclass(frozen=True)
@@ -338,7 +342,7 @@ class SimOutput:
 def run_sim_job(job: SimJob) -> SimOutput:
     """Run one job (module-level, so that process pools and Dask can ship it)."""
     result = simulate(job.scenario, variant=job.variant, seed=job.seed, instances=job.instances,
-                      rate_scale=job.rate_scale, time_scale=job.time_scale)
+                      rate_scale=job.rate_scale, time_scale=job.time_scale, limits=job.limits)
     series = {name: {column: [float(v) for v in s.columns[column]] for column in BAND_COLUMNS}
               for name, s in result.services.items()}
     return SimOutput(

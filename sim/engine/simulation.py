@@ -22,6 +22,7 @@ from sim.engine.cluster import ClusterLink
 from sim.engine.control import Controller
 from sim.engine.plane import PlaneConfig, ServicePlane
 from sim.engine.result import RunResult
+from sim.engine.runsize import RunLimits, check_run_size, estimate_run
 from sim.engine.runtime import Instance, ServiceRuntime
 from sim.metrics import add_overlap, bucket_overlap_s
 from sim.model import Fault, Scenario, TrafficModel, sampler_for
@@ -296,11 +297,18 @@ def simulate(
     scenario: Scenario, *, variant: str | None = None, seed: int | None = None,
     instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
     time_scale: float = 1.0, progress: ProgressFn | None = None,
+    limits: RunLimits | None = None,
 ) -> RunResult:
     """Run ``scenario`` once. ``variant`` names a variant of the scenario's ``cluster`` or
     ``autoscaling`` section, or a policy (None: the scenario's defaults); ``instances`` fixes
-    instance counts (no autoscaler)."""
+    instance counts (no autoscaler). A run larger than ``limits`` (default ``RunLimits()``)
+    is refused before it starts (``sim.runsize``)."""
     from sim.engine.control import build_controller
+
+    traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
+    check_run_size(scenario, estimate_run(scenario, traffic, min(scenario.tick_s,
+                                                                  traffic.duration_s)),
+                   limits or RunLimits())
 
     cluster_variant = None
     if (variant is not None and scenario.cluster is not None

@@ -98,6 +98,7 @@ def scenario_from_data(
         raise ScenarioError(duplicates)
     scenario._base_dir = base_dir
     scenario._source = file
+    scenario._lines = lines
     _check_referenced_files(scenario, file, lines)
     return scenario
 

@@ -193,6 +193,7 @@ class Scenario(Strict):
 
     _base_dir: str = PrivateAttr(default=".")
     _source: str = PrivateAttr(default="<memory>")
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -304,6 +305,14 @@ class Scenario(Strict):
     def source(self) -> str:
         """Path the scenario was read from (``<memory>`` when built in code)."""
         return self._source
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None:
+        """The file line holding ``path`` (or its nearest enclosing key); None if unknown."""
+        for end in range(len(path), -1, -1):
+            line = self._lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
 
     @property
     def start_time(self) -> datetime.datetime | None:
