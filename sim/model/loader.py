@@ -292,8 +292,14 @@ def _problems(
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
-    for error in exc.errors(include_url=False):
-        loc = _data_path(tuple(error["loc"]), data)
+    errors = exc.errors(include_url=False)
+    located = [tuple(e["loc"]) for e in errors]
+    for error in errors:
+        raw = tuple(error["loc"])
+        if error["type"] == "too_short" and any(
+                len(other) > len(raw) and other[:len(raw)] == raw for other in located):
+            continue  # entries were refused (each reported): not a list that is too short
+        loc = _data_path(raw, data)
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, str((error.get("ctx") or {}).get("discriminator", "kind")).strip("'"))
         message = _message(error)
@@ -407,7 +413,11 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
             # The discriminator value pydantic puts in the location. Only the `keyframes` kind
             # has a field of the same name, a list: followed by an index, it is the field.
             is_field = part in current and i + 1 < len(loc) and isinstance(loc[i + 1], int)
-            if not tag_skipped and part == current.get("kind") and not is_field:
+            # The tag may be the value of any discriminator key (``kind``, a policy's
+            # ``name``): a string value of this mapping that is not one of its keys.
+            tags = {v for v in current.values() if isinstance(v, str)}
+            is_tag = part == current.get("kind") or (part in tags and part not in current)
+            if not tag_skipped and is_tag and not is_field:
                 tag_skipped = True
                 continue
             if part == "duration_s" and part not in current and "duration" in current:
