@@ -21,6 +21,10 @@ from sim.engine.pool import ABANDONED, SHED, GeneralBatch, Queue, Retry, serve_f
 from sim.metrics import LatencyHistogram, add_counts, add_overlap
 from sim.model import Sampler, Service, TrafficModel
 
+WAITING_CAP = 100_000
+"""Requests that may wait at once in a service without ``max_queue`` (per shared queue; split
+over the instances with per-instance queues). Beyond it arrivals are shed and the summary says
+so: an unbounded queue would otherwise hold every waiting request in memory."""
 _GRID_STEP_S = 0.25  # rate-grid step (scenario seconds) that bounds the thinning envelope
 _ENVELOPE = 1.05
 
@@ -76,6 +80,8 @@ class ServicePlane:
         """Pre-drawn (arrivals_s, service_s) replacing the random draws (benchmarks, tests)."""
         self._retry_seq = 0
         self.attempts_total = 0
+        self.capped_shed = 0
+        """Attempts shed by ``WAITING_CAP`` (a service without ``max_queue``)."""
 
     # ------------------------------------------------------------------ arrivals
     def _draw_arrivals(self, t0: float, t1: float) -> np.ndarray:
@@ -160,7 +166,7 @@ class ServicePlane:
 
     def _queue_limit(self) -> int | None:
         if self.spec.max_queue is None:
-            return None
+            return waiting_cap(self.spec, self.shared)
         return self.spec.max_queue * (self.ready_instances if self.shared else 1)
 
     def _on_failure(self, _arrival_s: float, t_fail_s: float, attempt: int) -> None:
@@ -207,6 +213,10 @@ class ServicePlane:
             deadline = np.full(arrivals.shape, np.inf)
             completed, late = served, np.zeros(arrivals.shape, dtype=bool)
         add_counts(acc.shed, arrivals[shed], bs)
+        if self.spec.max_queue is None and self.ready_instances > 0:
+            # Workers are fixed within a batch: with a ready instance, a shed attempt met
+            # the waiting cap (without one, every attempt is shed for want of workers).
+            self.capped_shed += int(np.count_nonzero(shed))
         add_counts(acc.timed_out, deadline[late | abandoned], bs)
         add_counts(acc.completed, finish[completed], bs)
         add_counts(acc.waited, starts[served & (starts > arrivals)], bs)
@@ -309,3 +319,10 @@ def _take(heap: list[float], candidates: list[int], count: int) -> list[float]:
     heap[:] = [f for i, f in enumerate(heap) if i not in chosen]
     heapq.heapify(heap)
     return removed
+
+
+def waiting_cap(spec: Service, shared: bool) -> int:
+    """The cap on waiting requests per queue of a service without ``max_queue``."""
+    if shared:
+        return WAITING_CAP
+    return max(1, math.ceil(WAITING_CAP / max(1, spec.instances.max)))

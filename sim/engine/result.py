@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from sim import __version__
+from sim.engine.plane import WAITING_CAP
 from sim.engine.runtime import EngineState, ServiceRuntime
 from sim.metrics import LatencyHistogram
 from sim.model import Scenario, ServiceOutcome, judge_objectives, slo_percentiles
@@ -46,6 +47,8 @@ class ServiceSeries:
     final_failures: int
     instance_seconds: float
     scale_events: int
+    capped_shed: int = 0
+    """Attempts shed by the waiting cap of a service without ``max_queue`` (sim.plane)."""
 
 
 @dataclass
@@ -119,6 +122,8 @@ class RunResult:
             "price_per_hour": s.price_per_hour,
             "slo": slo,
             "slo_met": all(v["met"] for v in slo.values()),
+            **({"queue_cap": {"max_waiting": WAITING_CAP, "shed": s.capped_shed}}
+               if s.capped_shed else {}),
         }
 
     def summary(self) -> dict[str, Any]:
@@ -219,4 +224,5 @@ def _series(sim: EngineState, rt: ServiceRuntime) -> ServiceSeries:
         hist=rt.plane.hist, hist_first=rt.plane.hist_first,
         final_failures=int(round(acc.final_failures.sum())),
         instance_seconds=float(rt.instance_s.sum()), scale_events=rt.scale_events,
+        capped_shed=rt.plane.capped_shed,
     )

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sim.engine.plane import WAITING_CAP
 from sim.errors import Problem, ScenarioError
-from sim.model import Scenario, TrafficModel, sampler_for
+from sim.model import Scenario, TrafficModel
 
 MAX_REQUESTS = 100_000_000
 """Default limit on a run's requests (first attempts): about half a minute of engine time."""
@@ -106,12 +107,12 @@ def _waiting(scenario: Scenario, name: str, rates: np.ndarray,
         waiting = peak * spec.timeout_ms / 1000.0
         return waiting, (*field, "timeout_ms"), f"{waiting:,.0f} waiting requests of {name} " \
                                                 f"(peak rate x timeout_ms)"
-    mean_ms = max(sampler_for(spec.service_time, scenario.base_dir).mean_ms, 1e-3)
-    capacity = spec.instances.max * spec.workers * 1000.0 / mean_ms
-    excess = np.clip(rates - capacity, 0.0, None)
-    waiting = float(np.trapezoid(excess, grid))
-    return waiting, field, (f"{waiting:,.0f} requests of {name} waiting in a queue without "
-                            f"max_queue or timeout_ms (rate above its largest capacity)")
+    # Without either, the engine caps the queue (sim.plane.WAITING_CAP) and carries at most
+    # one batch of arrivals (about a tick's) past each control event.
+    per_tick = peak * max(1.0, float(grid[-1]) / max(1, grid.size - 1))
+    waiting = WAITING_CAP + per_tick
+    return waiting, field, (f"{waiting:,.0f} requests of {name} waiting or carried at once "
+                            f"(no max_queue: capped at {WAITING_CAP:,} waiting)")
 
 
 def check_run_size(scenario: Scenario, estimate: RunEstimate, limits: RunLimits) -> None:

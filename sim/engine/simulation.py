@@ -20,7 +20,7 @@ import simpy
 
 from sim.engine.cluster import ClusterLink
 from sim.engine.control import Controller
-from sim.engine.plane import PlaneConfig, ServicePlane
+from sim.engine.plane import WAITING_CAP, PlaneConfig, ServicePlane
 from sim.engine.result import RunResult
 from sim.engine.runsize import RunLimits, check_run_size, estimate_run
 from sim.engine.runtime import Instance, ServiceRuntime
@@ -289,6 +289,12 @@ class Simulation:
             rt.plane.advance_to(self.duration_s)
             rt.plane.drain()
             rt.plane.acc.close_ticks(self.duration_s, self.tick_s, final=True)
+            if rt.plane.capped_shed:
+                self.events.append({
+                    "t_s": round(self.duration_s, 3), "service": rt.name, "kind": "queue_cap",
+                    "reason": f"{rt.plane.capped_shed:,} attempts shed: more than "
+                              f"{WAITING_CAP:,} requests waited at once and the service has "
+                              f"no max_queue (peaksim caps such queues)"})
         self.wall_s = time.perf_counter() - started
         return RunResult.from_simulation(self)
 
