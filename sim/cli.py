@@ -72,7 +72,7 @@ OutOpt = Annotated[
     Path | None,
     typer.Option("--out", help="Write the files into this directory instead of reports/."),
 ]
-MAX_REQUESTS_DEFAULT = 100_000_000
+MAX_REQUESTS_DEFAULT = 50_000_000
 """``sim.engine.runsize.MAX_REQUESTS`` (kept here so that --help needs no numpy import)."""
 MaxRequestsOpt = Annotated[
     int,
@@ -101,18 +101,21 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
 ) -> None:
     """Check scenario files; print one line per problem (exit 2 if any file is invalid)."""
+    from sim.engine import check_scenario_size
     from sim.model import load_scenario
 
     bad = 0
     for file in files:
         try:
             scenario = load_scenario(file)
+            check_scenario_size(scenario)
         except ScenarioError as exc:
             bad += 1
             for problem in exc.problems:
                 _err().print(f"error: {problem}", markup=False)
             continue
-        _out().print(f"ok: {file} ({scenario.name}, {len(scenario.services)} services)")
+        _out().print(f"ok: {file} ({scenario.name}, {len(scenario.services)} services)",
+                     markup=False)
     if bad:
         raise typer.Exit(2)
 

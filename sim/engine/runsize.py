@@ -24,8 +24,11 @@ from sim.engine.plane import WAITING_CAP
 from sim.errors import Problem, ScenarioError
 from sim.model import Scenario, TrafficModel
 
-MAX_REQUESTS = 100_000_000
-"""Default limit on a run's requests (first attempts): about half a minute of engine time."""
+MAX_REQUESTS = 50_000_000
+"""Default limit on a run's requests (first attempts): about 15 s of engine time when the
+services keep up (an overloaded service costs more per request)."""
+MAX_INSTANCES_RUN = 10_000
+"""Limit on the instances of all services together (instances.max summed)."""
 MAX_TICK_ROWS = 1_000_000
 """Limit on ticks x services (rows of timeseries.csv)."""
 MAX_MEMORY_BYTES = 1_000_000_000
@@ -44,6 +47,7 @@ class RunLimits:
     """Limits a run must stay within (``--max-requests`` raises the first)."""
 
     max_requests: int = MAX_REQUESTS
+    max_instances: int = MAX_INSTANCES_RUN
     max_tick_rows: int = MAX_TICK_ROWS
     max_memory_bytes: int = MAX_MEMORY_BYTES
 
@@ -54,6 +58,8 @@ class RunEstimate:
 
     requests: float
     requests_field: tuple[str | int, ...]
+    instances: int
+    instances_field: tuple[str | int, ...]
     tick_rows: int
     memory_bytes: float
     memory_field: tuple[str | int, ...]
@@ -90,7 +96,10 @@ def estimate_run(scenario: Scenario, traffic: TrafficModel, tick_s: float) -> Ru
                   "raise tick_s or shorten the duration"))
     memory = sum(p[0] for p in parts)
     biggest = max(parts, key=lambda p: p[0])
-    return RunEstimate(requests, ("traffic",), n_ticks * services, memory, *biggest[1:])
+    most = max(scenario.services, key=lambda n: scenario.services[n].instances.max)
+    instances = sum(s.instances.max for s in scenario.services.values())
+    return RunEstimate(requests, ("traffic",), instances, ("services", most, "instances"),
+                       n_ticks * services, memory, *biggest[1:])
 
 
 def _waiting(scenario: Scenario, name: str, rates: np.ndarray,
@@ -122,6 +131,11 @@ def check_run_size(scenario: Scenario, estimate: RunEstimate, limits: RunLimits)
                 f"the run would simulate about {estimate.requests:,.0f} requests, above the "
                 f"limit of {limits.max_requests:,}; lower traffic.rate_scale (or --rate-scale) "
                 f"or the duration, or raise the limit with --max-requests N")
+    if estimate.instances > limits.max_instances:
+        _refuse(scenario, estimate.instances_field,
+                f"the run could start {estimate.instances:,} instances (instances.max of all "
+                f"services), above the limit of {limits.max_instances:,}; lower instances.max "
+                f"(more workers per instance model the same capacity)")
     if estimate.tick_rows > limits.max_tick_rows:
         _refuse(scenario, ("tick_s",),
                 f"the run would have {estimate.tick_rows:,} tick rows (ticks x services), above "
@@ -131,6 +145,14 @@ def check_run_size(scenario: Scenario, estimate: RunEstimate, limits: RunLimits)
                 f"the run would hold about {estimate.memory_bytes / 1e9:,.3g} GB, above the "
                 f"limit of {limits.max_memory_bytes / 1e9:g} GB, mostly for "
                 f"{estimate.memory_cause}; {estimate.memory_way_out}")
+
+
+def check_scenario_size(scenario: Scenario, limits: RunLimits | None = None) -> None:
+    """``check_run_size`` for a run of the scenario as written (``peaksim validate``)."""
+    traffic = TrafficModel(scenario)
+    check_run_size(scenario, estimate_run(scenario, traffic,
+                                          min(scenario.tick_s, traffic.duration_s)),
+                   limits or RunLimits())
 
 
 def _refuse(scenario: Scenario, field: tuple[str | int, ...], message: str) -> None:

@@ -370,6 +370,11 @@ def _message(error: Any) -> str:
         bound = ctx.get(key)
         shown_bound = f"{bound:g}" if isinstance(bound, float) else str(bound)
         return f"expected a value {sign} {shown_bound}, got {_shown(value)}"
+    if kind in ("string_too_short", "string_too_long"):
+        bound = ctx.get("min_length") if kind == "string_too_short" else ctx.get("max_length")
+        many = "at least" if kind == "string_too_short" else "at most"
+        length = len(value) if isinstance(value, str) else "?"
+        return f"expected text of {many} {bound} characters, got {length}"
     if kind in ("too_short", "too_long"):
         bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         many = "at least" if kind == "too_short" else "at most"

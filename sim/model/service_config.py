@@ -111,8 +111,11 @@ _ALL_PARAMETERS = frozenset(p for names in _DIST_PARAMETERS.values() for p in na
 def _instances_before(value: Any) -> Any:
     if isinstance(value, dict):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INSTANCES:
         return {"min": value, "max": value, "initial": value}
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INSTANCES:
+        raise ValueError(f"expected a fixed count of at most {MAX_INSTANCES:,} instances, "
+                         f"got {value:,}")
     shown = str(value).lower() if isinstance(value, bool) else repr(value)
     raise ValueError(
         f"expected a fixed count (an integer >= 1) or a mapping {{min, max, initial}}, got {shown}"
