@@ -111,40 +111,62 @@ class _Loader(yaml.SafeLoader):
     times, so the base-60 forms are left out of the int and float resolvers.
     """
 
-    yaml_implicit_resolvers = {
+
+# libyaml's parser (about ten times faster) when PyYAML was built with it; its error messages
+# differ, so a file it rejects is parsed again by the pure-Python loader for the message.
+_CSafe: Any = getattr(yaml, "CSafeLoader", None)
+_FastLoader: Any = (type("_FastLoader", (_CSafe,), {}) if _CSafe is not None else None)
+
+
+def _number_resolvers(cls: Any) -> None:
+    """Integers and floats without the base-60 forms (see ``_Loader``)."""
+    cls.yaml_implicit_resolvers = {
         first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
         for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
+    cls.add_implicit_resolver(
+        _INT_TAG,
+        re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)"""
+                   r"""|[-+]?0x[0-9a-fA-F_]+)$"""),
+        list("-+0123456789"),
+    )
+    cls.add_implicit_resolver(
+        _FLOAT_TAG,
+        re.compile(
+            r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"""
+            r"""|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
+        ),
+        list("-+0123456789."),
+    )
 
 
-_Loader.add_implicit_resolver(
-    _INT_TAG,
-    re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"""),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT_TAG,
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"""
-        r"""|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
-    ),
-    list("-+0123456789."),
-)
+_number_resolvers(_Loader)
+if _FastLoader is not None:
+    _number_resolvers(_FastLoader)
 
 
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int], list[Problem]]:
     """(data, line of every key, duplicate-key problems) of one YAML document, within the
     limits of ``sim.yamlguard`` (size, depth, aliases, long numbers)."""
     check_size(len(text.encode("utf-8", errors="replace")), file)
+    if _FastLoader is not None:
+        try:
+            return _parse(text, file, _FastLoader)
+        except ScenarioError:
+            pass
+    return _parse(text, file, _Loader)  # the same limits; messages in PyYAML's words
+
+
+def _parse(text: str, file: str, kind: Any) -> tuple[Any, dict[PathKey, int], list[Problem]]:
     try:
-        shape = _Loader(text)
+        shape = kind(text)
         try:
             check_shape(shape, file)
         except yaml.YAMLError:
             pass  # a syntax error: the parse below reports it with its context
         finally:
             shape.dispose()
-        loader = _Loader(text)
+        loader = kind(text)
     except yaml.reader.ReaderError as exc:
         raise ScenarioError([reader_problem(exc, text, file)]) from None
     try:
