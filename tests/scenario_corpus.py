@@ -221,6 +221,7 @@ def _paths(node: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
 
 
 def _mutate(doc: Any, path: tuple[Any, ...], op: int, value: Any) -> Any:
+    value = copy.deepcopy(value)  # hostile values are shared: never alias them into a document
     if not path:
         return value if op == 0 else doc
     parent = doc
