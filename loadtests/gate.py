@@ -7,7 +7,7 @@ A load test can only judge the system under test if it offered the load it was a
    tolerance of the curve's (5%, or 3 Poisson standard deviations on short runs). Otherwise the
    gate answers 2, *inconclusive*: the latencies include the generator's own delay and the
    target was not offered its load, so neither a pass nor a miss would be honest.
-2. **SLOs** (per service, from ``summary.json``): judged by ``sim.slo`` with SRE semantics on
+2. **SLOs** (per service, from ``summary.json``): judged by ``sim.model.slo`` with SRE semantics on
    the coordinated-omission corrected latencies (a percentile holds when that share of all
    requests completed on their first attempt within the target; failed, timed-out, shed and
    unfinished requests are bad events; a mean holds only with at most 1% errors) and the error

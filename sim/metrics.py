@@ -89,7 +89,7 @@ class LatencyHistogram:
         return percentile_ms(self.counts, q)
 
     def distribution(self) -> LatencyCounts:
-        """The recorded latencies as bin centres with counts (for ``sim.slo``)."""
+        """The recorded latencies as bin centres with counts (for ``sim.model.slo``)."""
         return LatencyCounts(_CENTRES_MS, self.counts)
 
     @property

@@ -34,11 +34,10 @@ import yaml
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from sim.engine import simulate
+from sim.engine import RunLimits, simulate
 from sim.errors import PeaksimError, ScenarioError
-from sim.loader import parse_scenario
-from sim.report_data import load_run
-from sim.runsize import RunLimits
+from sim.model import parse_scenario
+from sim.report import load_run
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "scenarios"

@@ -14,11 +14,11 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.engine import simulate
-from sim.inputfiles import MAX_INPUT_BYTES, MAX_INPUT_ROWS
-from sim.loader import parse_scenario
-from sim.plane import WAITING_CAP
-from sim.runsize import MAX_INSTANCES_RUN, MAX_REQUESTS, MAX_TICK_ROWS
-from sim.yamlguard import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
+from sim.engine.plane import WAITING_CAP
+from sim.engine.runsize import MAX_INSTANCES_RUN, MAX_REQUESTS, MAX_TICK_ROWS
+from sim.model import parse_scenario
+from sim.model.inputfiles import MAX_INPUT_BYTES, MAX_INPUT_ROWS
+from sim.model.yamlguard import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
 BASE = """\
 name: t

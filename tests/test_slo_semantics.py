@@ -22,10 +22,9 @@ from loadtests.results import merge_results
 from loadtests.summary import RunFacts, service_summary
 from sim.cli import app
 from sim.engine import simulate
-from sim.loader import parse_scenario
-from sim.scenario import Objectives
-from sim.slo import LatencyCounts, ServiceOutcome, judge_objectives, slo_quantile_ms
-from sim.traffic import TrafficModel
+from sim.metrics import LatencyCounts
+from sim.model import Objectives, ServiceOutcome, TrafficModel, judge_objectives, parse_scenario
+from sim.model.slo import slo_quantile_ms
 
 KILL_ALL = """
 name: kill-all

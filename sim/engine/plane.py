@@ -69,7 +69,7 @@ class ServicePlane:
         self.acc = Accounts(config.n_buckets, config.n_ticks)
         self.hist = LatencyHistogram()
         self.hist_first = LatencyHistogram()
-        """First attempts that completed successfully: the good events of the SLO (sim.slo)."""
+        """First attempts that completed successfully: the SLO's good events (sim.model.slo)."""
         self.inflight = InFlight()
         self.generated_to_s = 0.0
         self.fresh_s: np.ndarray = np.zeros(0)  # carried fresh arrivals (fast path)

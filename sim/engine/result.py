@@ -48,7 +48,7 @@ class ServiceSeries:
     instance_seconds: float
     scale_events: int
     capped_shed: int = 0
-    """Attempts shed by the waiting cap of a service without ``max_queue`` (sim.plane)."""
+    """Attempts shed by the waiting cap of a service without ``max_queue`` (sim.engine.plane)."""
 
 
 @dataclass

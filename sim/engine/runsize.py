@@ -116,7 +116,7 @@ def _waiting(scenario: Scenario, name: str, rates: np.ndarray,
         waiting = peak * spec.timeout_ms / 1000.0
         return waiting, (*field, "timeout_ms"), f"{waiting:,.0f} waiting requests of {name} " \
                                                 f"(peak rate x timeout_ms)"
-    # Without either, the engine caps the queue (sim.plane.WAITING_CAP) and carries at most
+    # Without either, the engine caps the queue (plane.WAITING_CAP) and carries at most
     # one batch of arrivals (about a tick's) past each control event.
     per_tick = peak * max(1.0, float(grid[-1]) / max(1, grid.size - 1))
     waiting = WAITING_CAP + per_tick

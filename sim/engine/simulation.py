@@ -308,7 +308,7 @@ def simulate(
     """Run ``scenario`` once. ``variant`` names a variant of the scenario's ``cluster`` or
     ``autoscaling`` section, or a policy (None: the scenario's defaults); ``instances`` fixes
     instance counts (no autoscaler). A run larger than ``limits`` (default ``RunLimits()``)
-    is refused before it starts (``sim.runsize``)."""
+    is refused before it starts (``sim.engine.runsize``)."""
     from sim.engine.control import build_controller
 
     traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)

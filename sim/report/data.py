@@ -64,7 +64,7 @@ class ObjectiveSummary(_Open):
     """One SLO objective: ``target`` and ``value`` in ms (over completed attempts), or as a
     fraction for error_rate; ``reason`` says why it was missed; percentile objectives carry
     ``slo_value`` (over all requests, failures counting as infinitely slow; None when beyond
-    every target) and ``good_fraction`` (see ``sim.slo``)."""
+    every target) and ``good_fraction`` (see ``sim.model.slo``)."""
 
     target: float
     value: float | None = None

@@ -1,6 +1,6 @@
 """The verdict: per service and objective, did the SLO hold, and if not, when was it missed.
 
-Whether an objective was met comes from ``summary.json``, judged by ``sim.slo`` with SRE
+Whether an objective was met comes from ``summary.json``, judged by ``sim.model.slo`` with SRE
 semantics (failed, timed-out and shed requests are bad events for every objective). *When* it
 was missed comes from the per-tick series: for a latency objective with a per-tick column
 (``p50_ms``, ``p95_ms``, ``p99_ms``, ...) the ticks whose percentile exceeded the target; for a
@@ -36,7 +36,7 @@ class ObjectiveResult:
     met: bool
     windows: tuple[Window, ...]
     reason: str | None = None
-    """Why it was missed (``sim.slo``), e.g. ``"80% of requests failed"``."""
+    """Why it was missed (``sim.model.slo``), e.g. ``"80% of requests failed"``."""
     slo_value: float | None = None
     """Percentile objectives: the percentile over all requests (failures as infinitely slow;
     None when beyond every target)."""
