@@ -44,7 +44,7 @@ SCENARIOS = ROOT / "scenarios"
 FILE = "corpus.yaml"
 HANG_S = 60
 DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-RUN_LIMITS = RunLimits(max_requests=20_000, max_tick_rows=2_000,
+RUN_LIMITS = RunLimits(max_requests=20_000, max_tick_rows=2_000, max_control_events=2_000,
                        max_memory_bytes=200_000_000)
 
 SMALL = """\
@@ -113,6 +113,13 @@ class Counts:
     bad_lines: int = 0
     slowest_run_s: float = 0.0
     examples: list[str] = field(default_factory=list)
+    keep: Path | None = None
+    """Where to write the inputs that crashed, hung or ran slowest (``--keep DIR``)."""
+
+    def kept(self, kind: str, text: str) -> None:
+        if self.keep is not None:
+            self.keep.mkdir(parents=True, exist_ok=True)
+            (self.keep / f"{kind}-{self.inputs}.yaml").write_text(text, encoding="utf-8")
 
 
 def _alarm(_signum: int, _frame: FrameType | None) -> None:
@@ -156,15 +163,20 @@ def check_text(text: str, counts: Counts, base_dir: str, work: Path) -> None:
         result.write(run_dir)
         load_run(run_dir)
         counts.ran += 1
-        counts.slowest_run_s = max(counts.slowest_run_s, time.perf_counter() - started)
+        took = time.perf_counter() - started
+        if took > 2.0:
+            counts.kept("slow", text)
+        counts.slowest_run_s = max(counts.slowest_run_s, took)
     except TimeoutError:
         counts.hangs += 1
+        counts.kept("hang", text)
         counts.examples.append(f"hang in {stage}: {text[:300]!r}")
     except PeaksimError as exc:  # a typed error other than a scenario problem: still no crash
         if "\n" in str(exc):
             counts.bad_lines += 1
     except Exception:  # noqa: BLE001 - the corpus counts every crash
         counts.tracebacks += 1
+        counts.kept("traceback", text)
         if len(counts.examples) < 20:
             counts.examples.append(f"{stage}: {traceback.format_exc(limit=3)[-600:]}\n"
                                    f"input: {text[:400]!r}")
@@ -296,9 +308,9 @@ def generated(examples: int, emit: Callable[[str, str], None]) -> None:
     draw()
 
 
-def run_corpus(examples: int) -> dict[str, Any]:
+def run_corpus(examples: int, keep: Path | None = None) -> dict[str, Any]:
     """Run the fixed cases and ``examples`` generated inputs; the counts as a dict."""
-    counts = Counts()
+    counts = Counts(keep=keep)
     signal.signal(signal.SIGALRM, _alarm)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -308,15 +320,18 @@ def run_corpus(examples: int) -> dict[str, Any]:
         fixed = counts.inputs
         generated(examples, lambda text, base_dir: check_text(text, counts, base_dir, work))
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    return {**vars(counts), "fixed": fixed, "peak_rss_mb": round(peak_mb, 1),
+    figures = {k: v for k, v in vars(counts).items() if k != "keep"}
+    return {**figures, "fixed": fixed, "peak_rss_mb": round(peak_mb, 1),
             "wall_s": round(time.perf_counter() - started, 1)}
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="write inputs that crashed, hung or ran over 2 s into this directory")
     args = parser.parse_args(argv)
-    print(json.dumps(run_corpus(args.examples), indent=2))
+    print(json.dumps(run_corpus(args.examples, args.keep), indent=2))
     return 0
 
 

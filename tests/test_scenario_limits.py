@@ -15,7 +15,12 @@ from typer.testing import CliRunner
 from sim.cli import app
 from sim.engine import simulate
 from sim.engine.plane import WAITING_CAP
-from sim.engine.runsize import MAX_INSTANCES_RUN, MAX_REQUESTS, MAX_TICK_ROWS
+from sim.engine.runsize import (
+    MAX_CONTROL_EVENTS,
+    MAX_INSTANCES_RUN,
+    MAX_REQUESTS,
+    MAX_TICK_ROWS,
+)
 from sim.model import parse_scenario
 from sim.model.inputfiles import MAX_INPUT_BYTES, MAX_INPUT_ROWS
 from sim.model.yamlguard import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
@@ -102,6 +107,9 @@ def test_a_trace_of_random_bytes_and_a_device_as_samples(tmp_path: Path) -> None
     ("instances: 1}", "instances: 10000000}", "services.s.instances"),
     ("instances: 1}", "instances: {min: 1, max: 10000000}}", "services.s.instances.max"),
     ("name: t", "name: " + "n" * 5000, "name"),
+    ("slo: {s: {p95_ms: 400}}", "slo: {s: {p95_ms: 400}}\nautoscaling: {variants: {hpa: "
+     "{policy: target_tracking, metric: utilization, target: 1e-300}}}",
+     "autoscaling.variants.hpa.target"),
 ])
 def test_out_of_range_numbers_name_their_field(tmp_path: Path, old: str, new: str,
                                                field: str) -> None:
@@ -128,6 +136,9 @@ def test_zero_service_times_run_and_write_every_file(tmp_path: Path) -> None:
     ("workers: 2, instances: 1}", "workers: 100000, instances: 5000}", "worker slots"),
     ("rps: {s: 20}", "rps: {s: 1000000}", "--max-requests N"),
     ("duration_s: 60", "duration: 1d\ntick_s: 0.01", "raise tick_s"),
+    ("slo: {s: {p95_ms: 400}}", "slo: {s: {p95_ms: 400}}\nautoscaling: {interval_s: 0.001, "
+     "variants: {hpa: {policy: target_tracking, metric: utilization, target: 0.5}}}",
+     "raise autoscaling.interval_s"),
 ])
 def test_too_large_runs_are_refused_with_the_way_out(tmp_path: Path, old: str, new: str,
                                                      says: str) -> None:
@@ -195,6 +206,7 @@ def test_limits_are_documented() -> None:
     for figure in (f"{MAX_FILE_BYTES:,} bytes", f"{MAX_DEPTH} levels", f"{MAX_NODES:,} values",
                    f"{MAX_REQUESTS:,} requests", f"{MAX_TICK_ROWS:,} tick rows",
                    f"{MAX_INSTANCES_RUN:,} instances", "1 GB", f"{WAITING_CAP:,}",
+                   f"{MAX_CONTROL_EVENTS:,} metric scrapes",
                    f"{MAX_INPUT_BYTES:,} bytes", f"{MAX_INPUT_ROWS:,} rows"):
         assert figure in docs, figure
     assert os.path.exists("README.md") and "Limits" in Path("README.md").read_text()

@@ -27,6 +27,8 @@ from sim.model import Scenario, TrafficModel
 MAX_REQUESTS = 50_000_000
 """Default limit on a run's requests (first attempts): about 15 s of engine time when the
 services keep up (an overloaded service costs more per request)."""
+MAX_CONTROL_EVENTS = 20_000
+"""Limit on metric scrapes plus autoscaler decisions (each advances every service: a few ms)."""
 MAX_INSTANCES_RUN = 10_000
 """Limit on the instances of all services together (instances.max summed)."""
 MAX_TICK_ROWS = 1_000_000
@@ -48,6 +50,7 @@ class RunLimits:
 
     max_requests: int = MAX_REQUESTS
     max_instances: int = MAX_INSTANCES_RUN
+    max_control_events: int = MAX_CONTROL_EVENTS
     max_tick_rows: int = MAX_TICK_ROWS
     max_memory_bytes: int = MAX_MEMORY_BYTES
 
@@ -61,6 +64,7 @@ class RunEstimate:
     instances: int
     instances_field: tuple[str | int, ...]
     tick_rows: int
+    control_events: int
     memory_bytes: float
     memory_field: tuple[str | int, ...]
     memory_cause: str
@@ -96,10 +100,16 @@ def estimate_run(scenario: Scenario, traffic: TrafficModel, tick_s: float) -> Ru
                   "raise tick_s or shorten the duration"))
     memory = sum(p[0] for p in parts)
     biggest = max(parts, key=lambda p: p[0])
+    control = 0
+    if scenario.autoscaling is not None:
+        scale = traffic.time_scale
+        section = scenario.autoscaling
+        control = (math.ceil(duration / (section.scrape_s / scale))
+                   + math.ceil(duration / (section.interval_s / scale)))
     most = max(scenario.services, key=lambda n: scenario.services[n].instances.max)
     instances = sum(s.instances.max for s in scenario.services.values())
     return RunEstimate(requests, ("traffic",), instances, ("services", most, "instances"),
-                       n_ticks * services, memory, *biggest[1:])
+                       n_ticks * services, control, memory, *biggest[1:])
 
 
 def _waiting(scenario: Scenario, name: str, rates: np.ndarray,
@@ -136,6 +146,11 @@ def check_run_size(scenario: Scenario, estimate: RunEstimate, limits: RunLimits)
                 f"the run could start {estimate.instances:,} instances (instances.max of all "
                 f"services), above the limit of {limits.max_instances:,}; lower instances.max "
                 f"(more workers per instance model the same capacity)")
+    if estimate.control_events > limits.max_control_events:
+        _refuse(scenario, ("autoscaling", "interval_s"),
+                f"the run would have {estimate.control_events:,} metric scrapes and autoscaler "
+                f"decisions, above the limit of {limits.max_control_events:,}; raise "
+                f"autoscaling.interval_s and scrape_s or shorten the duration")
     if estimate.tick_rows > limits.max_tick_rows:
         _refuse(scenario, ("tick_s",),
                 f"the run would have {estimate.tick_rows:,} tick rows (ticks x services), above "
