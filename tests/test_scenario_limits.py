@@ -9,6 +9,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -21,7 +22,8 @@ from sim.engine.runsize import (
     MAX_REQUESTS,
     MAX_TICK_ROWS,
 )
-from sim.model import parse_scenario
+from sim.errors import ScenarioError
+from sim.model import BatchGenerator, arrival_times_s, parse_scenario
 from sim.model.inputfiles import MAX_INPUT_BYTES, MAX_INPUT_ROWS
 from sim.model.yamlguard import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES
 
@@ -210,3 +212,10 @@ def test_limits_are_documented() -> None:
                    f"{MAX_INPUT_BYTES:,} bytes", f"{MAX_INPUT_ROWS:,} rows"):
         assert figure in docs, figure
     assert os.path.exists("README.md") and "Limits" in Path("README.md").read_text()
+
+
+def test_a_batch_generator_that_would_draw_too_many_jobs_is_refused() -> None:
+    spec = BatchGenerator.model_validate({"rate_per_min": 1_000_000, "duration_s": {
+        "dist": "constant", "value": 60}})
+    with pytest.raises(ScenarioError, match="above the limit of 1,000,000; lower rate_per_min"):
+        arrival_times_s(spec, 3600.0, np.random.default_rng(0))

@@ -28,6 +28,9 @@ from sim.errors import Problem, ScenarioError
 from sim.model.batch_config import BatchGenerator, BatchWorkload, Dist
 from sim.model.inputfiles import read_csv_rows
 
+MAX_BATCH_JOBS = 1_000_000
+"""Batch jobs a generator may draw for one run (they are all held in memory)."""
+
 BATCH_TASK_COLUMNS = (
     "task_name", "instance_num", "job_name", "task_type", "status",
     "start_time", "end_time", "plan_cpu", "plan_mem",
@@ -231,6 +234,11 @@ def arrival_times_s(
     peak_per_s = float(per_min.max()) / 60.0
     if peak_per_s <= 0:
         return np.zeros(0)
+    if peak_per_s * duration_s + spec.backlog_jobs > MAX_BATCH_JOBS:
+        raise ScenarioError([Problem(
+            "<scenario>", "cluster.batch.generator.rate_per_min",
+            f"the run would draw about {peak_per_s * duration_s:,.0f} batch jobs, above the "
+            f"limit of {MAX_BATCH_JOBS:,}; lower rate_per_min or the duration")])
     count = rng.poisson(peak_per_s * duration_s)
     times = np.sort(rng.uniform(0.0, duration_s, count))
     keep = rng.random(count) * peak_per_s < np.interp(times, at, per_min) / 60.0

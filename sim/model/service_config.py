@@ -66,8 +66,11 @@ class ServiceTime(Strict):
         if self.dist == "empirical":
             if (self.samples_ms is None) == (self.csv is None):
                 problems.append(((), "dist 'empirical' needs exactly one of samples_ms or csv"))
-            if self.samples_ms is not None and (not self.samples_ms or min(self.samples_ms) < 0):
-                problems.append((("samples_ms",), "expected a non-empty list of values >= 0"))
+            if self.samples_ms is not None and (
+                    not self.samples_ms or min(self.samples_ms) < 0
+                    or max(self.samples_ms) > MAX_LATENCY_MS):
+                problems.append((("samples_ms",), f"expected a non-empty list of values from 0 "
+                                                  f"to {MAX_LATENCY_MS:,.0f} ms"))
         if problems:
             raise field_errors(problems)
         return self
