@@ -36,7 +36,6 @@ from sim.model.loader import (
     parse_scenario,
     read_scenario_data,
     scenario_from_data,
-    yaml_value,
 )
 from sim.model.requests_config import (
     ENV_NAME,
@@ -62,6 +61,7 @@ from sim.model.slo import (
 )
 from sim.model.traffic import TrafficModel
 from sim.model.traffic_config import KeyframesTraffic, SinglesDayTraffic, TraceTraffic
+from sim.model.yamldoc import yaml_value
 
 __all__ = [
     "ENV_NAME",
