@@ -56,6 +56,7 @@ from sim.model.slo import (
     LATENCY_QUANTILES,
     LatencyCounts,
     ServiceOutcome,
+    evaluate_slo,
     judge_objectives,
     slo_percentiles,
 )
@@ -107,6 +108,7 @@ __all__ = [
     "check_autoscaling",
     "check_cluster",
     "draw",
+    "evaluate_slo",
     "judge_objectives",
     "slo_percentiles",
     "generate_jobs",

@@ -154,3 +154,27 @@ def _percentile_reason(name: str, q: float, target: float, outcome: ServiceOutco
 def fmt_share(fraction: float) -> str:
     """``0.8`` -> ``"80%"``, ``0.80013`` -> ``"80.01%"``, ``0.00041`` -> ``"0.041%"``."""
     return f"{100.0 * fraction:.4g}%"
+
+
+def evaluate_slo(objectives: Objectives | None, latency_ms: Mapping[str, float | None],
+                 error_rate: float | None) -> dict[str, dict[str, Any]]:
+    """The same rules on figures alone, for callers that only have numbers (the bounds of a
+    replication interval): ``latency_ms`` holds ``mean`` (over completed requests) and the
+    SLO-semantics percentiles ``p50`` .. ``p99`` (over all requests; None when beyond every
+    target, which is a miss). Each objective: ``target``, ``value``, ``met``."""
+    if objectives is None:
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, target in objectives.items():
+        if name == "error_rate":
+            value = error_rate
+            met = value is not None and value <= target
+        elif name == "mean_ms":
+            value = latency_ms.get("mean")
+            met = (value is not None and value <= target
+                   and (error_rate is None or error_rate <= MEAN_MAX_ERROR_RATE))
+        else:
+            value = latency_ms.get(name.removesuffix("_ms"))
+            met = value is not None and value <= target
+        out[name] = {"target": target, "value": value, "met": bool(met)}
+    return out
