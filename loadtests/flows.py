@@ -144,7 +144,7 @@ class DeclaredUser(Pacer, User):
                     or attempt >= retries.max or not retryable(answer.status))
             recorder.finished(self.service, outcome, intended_s, sent_s, done_s,
                               final_failure=last and outcome is not Outcome.COMPLETED,
-                              reason=reason)
+                              reason=reason, first=attempt == 0)
             if last:
                 return
             attempt += 1

@@ -7,8 +7,11 @@ A load test can only judge the system under test if it offered the load it was a
    tolerance of the curve's (5%, or 3 Poisson standard deviations on short runs). Otherwise the
    gate answers 2, *inconclusive*: the latencies include the generator's own delay and the
    target was not offered its load, so neither a pass nor a miss would be honest.
-2. **SLOs** (per service, from ``summary.json``): percentiles of the coordinated-omission
-   corrected latencies and the error rate against the scenario's objectives. Any miss: 1.
+2. **SLOs** (per service, from ``summary.json``): judged by ``sim.model.slo`` with SRE semantics on
+   the coordinated-omission corrected latencies (a percentile holds when that share of all
+   requests completed on their first attempt within the target; failed, timed-out, shed and
+   unfinished requests are bad events; a mean holds only with at most 1% errors) and the error
+   rate. Any miss: 1.
 
 With the generator sound and every objective met: 0. A scenario without SLOs passes with a
 remark that nothing was gated. ``load_table`` is how the terminal shows what was judged.
@@ -69,8 +72,10 @@ def slo_misses(summary: dict[str, Any]) -> list[str]:
                 continue
             value = objective["value"]
             shown = "not measured" if value is None else fmt_objective(key, value)
-            misses.append(f"{name} {objective_label(key)} {shown} against "
-                          f"{fmt_objective(key, objective['target'])}")
+            text = (f"{name} {objective_label(key)} {shown} against "
+                    f"{fmt_objective(key, objective['target'])}")
+            reason = objective.get("reason")
+            misses.append(f"{name}: {reason} ({text})" if reason else text)
     return misses
 
 

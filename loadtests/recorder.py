@@ -12,8 +12,9 @@ window of a count depends on what it counts:
   (504 or a client timeout), ``shed`` (503/429), ``failed`` (anything else), ``final_failures``
   (first attempts whose last attempt failed), and two histograms over completed attempts:
   ``corrected`` latency, from the intended send time (coordinated-omission corrected), and
-  ``raw`` latency, from the actual send; ``reasons`` counts why attempts failed
-  (``status 404``, ``expect: ...``, ``timeout``, ...).
+  ``raw`` latency, from the actual send; ``first``: the corrected latencies of first attempts
+  that completed (the SLO's good events, ``sim.model.slo``); ``reasons`` counts why attempts
+  failed (``status 404``, ``expect: ...``, ``timeout``, ...).
 
 ``drain()`` returns what changed since the last call as plain records (JSON-ready) and forgets
 it, so memory holds only the windows touched since the previous drain. Records are additive:
@@ -69,6 +70,7 @@ class _Window:
     counts: dict[str, int] = field(default_factory=dict)
     corrected: dict[int, int] = field(default_factory=dict)
     raw: dict[int, int] = field(default_factory=dict)
+    first: dict[int, int] = field(default_factory=dict)
     lag_ms_sum: float = 0.0
     lag_ms_max: float = 0.0
     latency_ms_sum: list[float] = field(default_factory=lambda: [0.0, 0.0])
@@ -136,11 +138,12 @@ class Recorder:
 
     def finished(
         self, service: str, outcome: Outcome, intended_s: float, sent_s: float, done_s: float,
-        final_failure: bool = False, reason: str | None = None,
+        final_failure: bool = False, reason: str | None = None, first: bool = True,
     ) -> None:
         """An attempt ended at ``done_s``; latencies of completed attempts go into the
-        histograms (corrected: from ``intended_s``; raw: from ``sent_s``). ``reason`` says why
-        an attempt that did not complete failed (counted per window)."""
+        histograms (corrected: from ``intended_s``; raw: from ``sent_s``; ``first`` attempts
+        also into the first-attempt one). ``reason`` says why an attempt that did not complete
+        failed (counted per window)."""
         window = self._at(service, done_s)
         window.add(outcome.value)
         if reason is not None:
@@ -161,6 +164,9 @@ class Recorder:
                 maxima[0] = corrected_ms
             if raw_ms > maxima[1]:
                 maxima[1] = raw_ms
+            if first:
+                hist, index = window.first, latency_bin(corrected_ms)
+                hist[index] = hist.get(index, 0) + 1
 
     # ------------------------------------------------------------------ shipping
     def drain(self) -> list[dict[str, Any]]:
@@ -169,6 +175,7 @@ class Recorder:
             {"src": self.source, "s": service, "w": index, "c": w.counts,
              "hc": {str(k): v for k, v in w.corrected.items()},
              "hr": {str(k): v for k, v in w.raw.items()},
+             "hf": {str(k): v for k, v in w.first.items()},
              "lag_sum": round(w.lag_ms_sum, 3), "lag_max": round(w.lag_ms_max, 3),
              "lat_sum_c": round(w.latency_ms_sum[0], 3), "lat_max_c": round(w.latency_ms_max[0], 3),
              "lat_sum_r": round(w.latency_ms_sum[1], 3), "lat_max_r": round(w.latency_ms_max[1], 3),

@@ -57,6 +57,8 @@ class ServiceResults:
     raw: list[WindowHist]
     corrected_total: LatencyHistogram
     raw_total: LatencyHistogram
+    first_total: LatencyHistogram
+    """Corrected latencies of the first attempts that completed (the SLO's good events)."""
     reasons: dict[str, int] = field(default_factory=dict)
     """Why attempts failed, whole run (``status 404``, ``expect: ...``, ``timeout``, ...)."""
 
@@ -122,6 +124,9 @@ def merge_results(path: Path, span_s: float | None = None) -> MergedResults:
         results.raw[w].add(record.get("hr", {}))
         for reason, count in record.get("rs", {}).items():
             results.reasons[str(reason)] = results.reasons.get(str(reason), 0) + int(count)
+        for key, count in record.get("hf", {}).items():
+            results.first_total.counts[int(key)] += int(count)
+            results.first_total.count += int(count)
         for key, total in (("c", results.corrected_total), ("r", results.raw_total)):
             total.sum_ms += float(record.get(f"lat_sum_{key}", 0.0))
             total.max_ms = max(total.max_ms, float(record.get(f"lat_max_{key}", 0.0)))
@@ -136,6 +141,7 @@ def _empty(name: str, n: int) -> ServiceResults:
         lag_ms_sum=np.zeros(n), lag_ms_max=np.zeros(n),
         corrected=[WindowHist() for _ in range(n)], raw=[WindowHist() for _ in range(n)],
         corrected_total=LatencyHistogram(), raw_total=LatencyHistogram(),
+        first_total=LatencyHistogram(),
     )
 
 

@@ -24,7 +24,13 @@ from loadtests.pools import POOL_COLUMNS
 from loadtests.replay import lag_verdict
 from loadtests.results import MergedResults, ServiceResults
 from sim import __version__
-from sim.model import Scenario, TrafficModel, evaluate_slo
+from sim.model import (
+    Scenario,
+    ServiceOutcome,
+    TrafficModel,
+    judge_objectives,
+    slo_percentiles,
+)
 
 TIMESERIES_COLUMNS = (
     "t_s", "service", "arrivals", "retries", "completed", "waited", "timed_out", "shed", "failed",
@@ -88,7 +94,8 @@ def service_summary(
     bad = c["final_failures"] + unfinished + no_data
     error_rate = min(1.0, bad / tried) if tried else None
     latency = ServiceResults.latency(results.corrected_total)
-    slo = evaluate_slo(facts.scenario.slo.get(results.name), latency, error_rate)
+    outcome = ServiceOutcome(sent, results.first_total.distribution(), error_rate, latency)
+    slo = judge_objectives(facts.scenario.slo.get(results.name), outcome)
     target = facts.traffic.expected_count(results.name, 0.0, span_s, step_s=0.01)
     tolerance = rate_tolerance(target, facts.arrivals)
     kept_up = lag_verdict(c["intended"], c["late"], c["dropped"], facts.lag_tolerance)
@@ -103,6 +110,7 @@ def service_summary(
         "final_failures": c["final_failures"] + unfinished + no_data,
         "failure_reasons": dict(sorted(results.reasons.items(), key=lambda kv: -kv[1])[:20]),
         "error_rate": error_rate, "latency_ms": latency,
+        "latency_slo_ms": slo_percentiles(outcome),
         "latency_raw_ms": ServiceResults.latency(results.raw_total),
         "offered_peak_rps": float(offered.max()) if offered.size else 0.0,
         "offered_peak_s": round(float(np.argmax(offered)) * window_s, 6) if offered.size else 0.0,

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,9 @@ from typer.core import TyperGroup
 from sim.console import make_console, print_paths, show_table
 from sim.errors import PeaksimError, ScenarioError
 from sim.termtable import TextTable
+
+if TYPE_CHECKING:
+    from sim.engine import RunLimits
 
 DEFAULT_SCENARIO = Path("scenarios/singles-day.yaml")
 
@@ -150,6 +153,19 @@ EngineOpt = Annotated[
     typer.Option("--engine", help="exact (every request), fluid (flows per time step, any "
                                   "rate) or auto; default: the scenario's engine key (auto)."),
 ]
+MAX_REQUESTS_DEFAULT = 50_000_000
+"""``sim.engine.runsize.MAX_REQUESTS`` (kept here so that --help needs no numpy import)."""
+MaxRequestsOpt = Annotated[
+    int,
+    typer.Option("--max-requests", min=1, help="Refuse a run estimated above this many "
+                                               "requests (see docs/scenarios.md, Limits)."),
+]
+
+
+def _limits(max_requests: int) -> RunLimits:
+    from sim.engine import RunLimits
+
+    return RunLimits(max_requests=max_requests)
 
 
 ReplicationsOpt = Annotated[int | None, typer.Option(
@@ -166,6 +182,7 @@ def validate(
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
 ) -> None:
     """Check scenario files; print one line per problem (exit 2 if any file is invalid)."""
+    from sim.engine import check_scenario_size
     from sim.model import load_scenario
     from sim.report import plural
 
@@ -173,6 +190,7 @@ def validate(
     for file in files:
         try:
             scenario = load_scenario(file)
+            check_scenario_size(scenario)
         except ScenarioError as exc:
             bad += 1
             for problem in exc.problems:
@@ -233,6 +251,7 @@ def run(
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
     engine: EngineOpt = None,
+    max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
 ) -> None:
     """Simulate a scenario; write summary.json, timeseries.csv and the report."""
     with user_errors():
@@ -254,7 +273,7 @@ def run(
             return
         with progress_bar(console, f"simulating {scenario.name}", _animate(console)) as bar:
             outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar,
-                                   engine=engine)
+                                   engine=engine, limits=_limits(max_requests))
         summary = outcome.summary
         _job_summary(outcome.run_dir / "report.md")
         if as_json:
@@ -286,6 +305,7 @@ def compare(
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
     engine: EngineOpt = None,
+    max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
 ) -> None:
     """Run one scenario and seed under several policies; print and write a side-by-side
     comparison."""
@@ -311,7 +331,8 @@ def compare(
         label = f"{len(names)} runs on {place.describe()}"
         with progress_bar(console, label, _animate(console)) as bar:
             outcome = compare_variants(scenario, names, seed=seed, out=out, place=place,
-                                       on_done=done_fraction(bar))
+                                       on_done=done_fraction(bar),
+                                       limits=_limits(max_requests))
         rows = comparison_rows(outcome.names, outcome.summaries)
         report = outcome.report
         _job_summary(report.markdown)
@@ -712,6 +733,7 @@ def plan(
     jobs: JobsOpt = None,
     cluster: ClusterOpt = None,
     engine: EngineOpt = None,
+    max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
 ) -> None:
     """How many instances of each service must be ready, and from when, to hold the SLO through
     the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
@@ -744,10 +766,11 @@ def plan(
                     scenario, headroom=headroom, margin_s=margin_s, seed=seed, out=out,
                     on_trial=lambda what: status.update(
                         f"{label}: {what}" if what == "writing report"
-                        else f"{label}: simulating the {what}"))
+                        else f"{label}: simulating the {what}"),
+                    limits=_limits(max_requests))
         else:
             outcome = plan_scenario(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
-                                    out=out)
+                                    out=out, limits=_limits(max_requests))
         data = outcome.plan.to_json()
         if outcome.report_html is not None:
             _job_summary(outcome.report_html.with_name("report.md"))

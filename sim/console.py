@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from sim.engine import ProgressFn
@@ -42,9 +43,11 @@ def make_console(stderr: bool = False) -> Console:
     CI no colours, cursor moves or other control characters."""
     if ci_mode():
         console = Console(stderr=stderr, highlight=False, force_terminal=False,
-                          force_interactive=False, color_system=None, no_color=True)
+                          force_interactive=False, color_system=None, no_color=True,
+                          emoji=False)
     else:
-        console = Console(stderr=stderr, highlight=False)
+        # No emoji codes: "file.yaml:100:" must not print as "file.yaml💯".
+        console = Console(stderr=stderr, highlight=False, emoji=False)
     if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console.width = PIPED_WIDTH
     return console
@@ -144,7 +147,14 @@ def verdict_line(summary: Mapping[str, Any]) -> str:
         return "[bold]NO SLO[/] no objectives are set; nothing was judged"
     if not missed:
         return "[bold green]PASS[/] every service held its SLO"
-    return f"[bold red]FAIL[/] SLO missed by: {', '.join(missed)}"
+    return "[bold red]FAIL[/] SLO missed by: " + ", ".join(
+        escape(_first_reason(name, summary["services"][name]["slo"])) for name in missed)
+
+
+def _first_reason(name: str, slo: dict[str, dict[str, Any]]) -> str:
+    """``"payment (80% of requests failed)"``: the service and why its first miss missed."""
+    reasons = [v.get("reason") for v in slo.values() if not v["met"] and v.get("reason")]
+    return f"{name} ({reasons[0]})" if reasons else name
 
 
 @contextmanager

@@ -21,7 +21,15 @@ class Problem:
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line is not None else self.file
         field = f" {self.path}:" if self.path else ""
-        return f"{where}:{field} {self.message}"
+        return _one_line(f"{where}:{field} {self.message}")
+
+
+def _one_line(text: str) -> str:
+    """Control characters (a newline in a quoted value, say) escaped: a problem is one line."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii")
+                   for ch in text)
 
 
 class ScenarioError(PeaksimError):

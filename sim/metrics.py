@@ -8,6 +8,7 @@ one slot per time bucket.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,6 +55,19 @@ def percentile_ms(counts: np.ndarray, q: float) -> float | None:
     return bin_centre_ms(index)
 
 
+@dataclass(frozen=True)
+class LatencyCounts:
+    """A latency distribution: ``counts[i]`` events of ``values_ms[i]`` ms (ascending). The
+    form ``sim.model.slo`` judges, whatever produced it (histograms, a fluid engine)."""
+
+    values_ms: np.ndarray
+    counts: np.ndarray
+
+    @property
+    def total(self) -> int:
+        return int(self.counts.sum())
+
+
 class LatencyHistogram:
     """Counts of latencies in log-spaced bins plus exact count, sum and max."""
 
@@ -80,6 +94,10 @@ class LatencyHistogram:
 
     def percentile(self, q: float) -> float | None:
         return percentile_ms(self.counts, q)
+
+    def distribution(self) -> LatencyCounts:
+        """The recorded latencies as bin centres with counts (for ``sim.model.slo``)."""
+        return LatencyCounts(_CENTRES_MS, self.counts)
 
     @property
     def mean_ms(self) -> float | None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, simulate
+from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, RunLimits, simulate
 from sim.errors import PeaksimError
 from sim.model import Scenario, parse_scenario
 from sim.parallel import DoneFn, Where, map_jobs
@@ -59,10 +59,13 @@ class RunOutcome:
 def run_scenario(
     scenario: Scenario, *, seed: int | None = None, out: Path | None = None,
     variant: str | None = None, progress: ProgressFn | None = None, engine: str | None = None,
+    limits: RunLimits | None = None,
 ) -> RunOutcome:
     """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files;
-    ``engine`` is exact, fluid or auto (None: the scenario's ``engine`` key)."""
-    result = simulate(scenario, variant=variant, seed=seed, progress=progress, engine=engine)
+    ``engine`` is exact, fluid or auto (None: the scenario's ``engine`` key); a run larger than
+    ``limits`` is refused before it starts."""
+    result = simulate(scenario, variant=variant, seed=seed, progress=progress, engine=engine,
+                      limits=limits)
     if progress is not None:
         progress(1.0)  # simulated; what follows is writing the files
     run_dir = new_run_dir(scenario.name, out)
@@ -89,12 +92,12 @@ class PlanOutcome:
 def plan_scenario(
     scenario: Scenario, *, headroom: float = DEFAULT_HEADROOM,
     margin_s: float = DEFAULT_MARGIN_S, seed: int | None = None, out: Path | None = None,
-    on_trial: Callable[[str], None] | None = None,
+    on_trial: Callable[[str], None] | None = None, limits: RunLimits | None = None,
 ) -> PlanOutcome:
     """Plan ``scenario`` and write the run directory: the confirming whole-run simulation of the
     recommended counts (summary.json, timeseries.csv), plan.json and the report."""
     plan, result = make_plan(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
-                             on_trial=on_trial)
+                             on_trial=on_trial, limits=limits)
     if on_trial is not None:
         on_trial("writing report")
     run_dir = new_run_dir(scenario.name, out, kind="plan")
@@ -139,13 +142,14 @@ def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
 def compare_variants(
     scenario: Scenario, names: Sequence[str], *, seed: int | None = None,
     out: Path | None = None, place: Where | None = None, on_done: DoneFn | None = None,
+    limits: RunLimits | None = None,
 ) -> CompareOutcome:
     """Run ``scenario`` under every variant in ``names`` with the same seed, in parallel where
     ``place`` says (default: one after the other here); write one run directory per variant
     under the comparison directory, and the comparison report."""
     place = place or Where()
     run_seed = scenario.seed if seed is None else seed
-    jobs = [SimJob(scenario, name, run_seed) for name in names]
+    jobs = [SimJob(scenario, name, run_seed, limits=limits) for name in names]
     out_dir = new_run_dir(scenario.name, out, kind="compare")
     run_dirs = [out_dir / name for name in names]
 
@@ -323,6 +327,8 @@ class SimJob:
     """Fixed instance counts (no autoscaler), as ``simulate`` takes them."""
     rate_scale: float = 1.0
     time_scale: float = 1.0
+    limits: RunLimits | None = None
+    """Run-size limits (``sim.engine.runsize``; None: the defaults)."""
 
 
 @dataclass(frozen=True)
@@ -349,7 +355,7 @@ class SimOutput:
 def run_sim_job(job: SimJob) -> SimOutput:
     """Run one job (module-level, so that process pools and Dask can ship it)."""
     result = simulate(job.scenario, variant=job.variant, seed=job.seed, instances=job.instances,
-                      rate_scale=job.rate_scale, time_scale=job.time_scale)
+                      rate_scale=job.rate_scale, time_scale=job.time_scale, limits=job.limits)
     series = {name: {column: [float(v) for v in s.columns[column]] for column in BAND_COLUMNS}
               for name, s in result.services.items()}
     return SimOutput(

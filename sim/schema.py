@@ -32,6 +32,22 @@ from sim.units import parse_clock_s, parse_duration_s
 
 Loc = tuple[str | int, ...]
 
+# Ranges of scenario numbers (docs/scenarios.md, "Limits"): wide enough for any real system,
+# narrow enough that whatever validates can run (no overflow, no empty or endless arrays).
+MAX_LATENCY_MS = 86_400_000.0
+"""Service times, timeouts, backoffs and SLO targets: at most a day (in ms)."""
+MIN_LATENCY_MS = 0.001
+"""Mean service times: at least 1 µs (the histograms' resolution)."""
+MAX_INSTANCES = 100_000
+"""Instances of one service (and instances a fault kills)."""
+MAX_QUEUE = 10_000_000
+"""``max_queue`` per instance."""
+MAX_RATE_RPS = 10_000_000.0
+"""A rate in the traffic section (the 2020 11.11 peak was 583,000 orders/s)."""
+MIN_SCALE = 1e-6
+MAX_RATE_SCALE = 1000.0
+MAX_TIME_SCALE = 10_000.0
+
 
 def _closest(word: str, choices: Iterable[str]) -> str | None:
     close = difflib.get_close_matches(word, sorted(choices), n=1, cutoff=0.6)
@@ -168,17 +184,32 @@ class Strict(BaseModel):
         raise ValidationError.from_exception_data(cls.__name__, details)
 
 
+MAX_DURATION_S = 366 * 86400.0
+"""Every duration and time in a scenario is at most a year (366 days)."""
+MIN_POSITIVE_DURATION_S = 0.001
+"""A duration that must be positive is at least 1 ms (nothing in a scenario is shorter)."""
+
+
 def _duration(value: Any) -> float:
     seconds = parse_duration_s(value)
     if seconds < 0:
         raise ValueError(f"expected a duration >= 0, got {value!r}")
-    return seconds
+    return _at_most_a_year(seconds, value)
 
 
 def _positive_duration(value: Any) -> float:
     seconds = parse_duration_s(value)
     if seconds <= 0:
         raise ValueError(f"expected a duration > 0, got {value!r}")
+    if seconds < MIN_POSITIVE_DURATION_S:
+        raise ValueError(f"expected a duration of at least {MIN_POSITIVE_DURATION_S:g} s, "
+                         f"got {value!r}")
+    return _at_most_a_year(seconds, value)
+
+
+def _at_most_a_year(seconds: float, value: Any) -> float:
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"expected at most {MAX_DURATION_S:g} s (366 days), got {value!r}")
     return seconds
 
 
@@ -197,7 +228,7 @@ def resolve_time_s(value: Any, start_clock_s: float | None) -> float:
     seconds = parse_duration_s(value)
     if seconds < 0:
         raise ValueError(f"expected a time >= 0 (seconds from the start), got {value!r}")
-    return seconds
+    return _at_most_a_year(seconds, value)
 
 
 def _time_ref(value: Any, info: ValidationInfo) -> float:

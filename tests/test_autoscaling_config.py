@@ -83,7 +83,7 @@ def test_missing_policy_and_not_a_mapping() -> None:
 def test_negative_target_has_its_path() -> None:
     found = errors({"variants": {"hpa": {"policy": "target_tracking", "target": -0.5}}})
     assert list(found) == ["autoscaling.variants.hpa.target"]
-    assert "greater than 0" in found["autoscaling.variants.hpa.target"]
+    assert "greater than or equal to 0.001" in found["autoscaling.variants.hpa.target"]
 
 
 def test_min_above_max_in_service_overrides() -> None:

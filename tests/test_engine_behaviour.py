@@ -93,7 +93,7 @@ def test_round_robin_sits_between_random_and_shared_queue() -> None:
     assert mean[0] < mean[1] < mean[2]
 
 
-def fault_scenario(mode: str, replace: str = "") -> dict:
+def fault_scenario(mode: str, replace: str = ", replace: false") -> dict:
     top = f"faults: [{{at: 300, service: s, kill_fraction: 0.3, mode: {mode}{replace}}}]"
     scenario = single_service(workers=4, rate_rps=60, duration_s=900, instances=10,
                               service="{dist: constant, mean_ms: 500}", top=top, tick_s=10)

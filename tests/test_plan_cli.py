@@ -165,7 +165,8 @@ def test_erlang_c_sanity_of_the_small_scenario() -> None:
 def test_a_peak_no_count_survives_ends_the_search_at_its_cap(tmp_path: Path) -> None:
     # every api instance is killed at 11:13, in the middle of the peak, and never replaced
     file = tmp_path / "dead.yaml"
-    file.write_text(SMALL + 'faults:\n  - {at: "11:13", service: api, kill_fraction: 1.0}\n',
+    file.write_text(SMALL + 'faults:\n  - {at: "11:13", service: api, kill_fraction: 1.0, '
+                    'replace: false}\n',
                     encoding="utf-8")
     result = CliRunner().invoke(app, ["plan", str(file), "--json", "--out", str(tmp_path / "o")])
     assert result.exit_code == 1

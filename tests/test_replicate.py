@@ -114,7 +114,7 @@ def test_judgement_at_the_interval_ends_uses_the_slo_objectives() -> None:
     def figures(p99: tuple[float, float], err: tuple[float, float]) -> dict:
         def iv(lo: float, hi: float) -> Interval:
             return Interval((lo + hi) / 2, lo, hi, 5, (hi - lo) / 4)
-        return {"services.browse.latency_ms.p99": iv(*p99),
+        return {"services.browse.latency_slo_ms.p99": iv(*p99),
                 "services.browse.error_rate": iv(*err)}
 
     def decisions(p99: tuple[float, float], err: tuple[float, float]) -> dict:

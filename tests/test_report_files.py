@@ -76,7 +76,7 @@ def test_markdown_has_the_verdict_and_well_formed_tables(report_dir: Path) -> No
     headers = [t[0][:2] for t in tables]
     assert ["service", "SLO"] in headers and ["service", "objective"] in headers
     slo = next(t for t in tables if t[0][:2] == ["service", "objective"])
-    assert [row[4] for row in slo[1:]] == ["❌ MISSED", "✅ met", "✅ met", "✅ met"]
+    assert [row[5] for row in slo[1:]] == ["❌ MISSED", "✅ met", "✅ met", "✅ met"]
     events = next(t for t in tables if t[0][0] == "time")
     assert events[1] == ["00:00:30", "browse", "scale", "4", "8",
                          "utilization 100% above target 60%"]

@@ -259,7 +259,7 @@ CASES: dict[str, tuple[str, list[Expect]]] = {
               "  order: {p99_ms: 800, error_rate: 2}\n  pay: {p99_ms: 9}")),
         [
             Expect(2, "seed", "expected a value >= 0, got -1"),
-            Expect(10, "services.order.service_time.mean_ms", "expected a value > 0, got 0"),
+            Expect(10, "services.order.service_time.mean_ms", "expected a value >= 0.001, got 0"),
             Expect(14, "services.order.boot", "unknown key 'boot' (did you mean 'boot_s'?)"),
             Expect(20, "slo.order.error_rate", "expected a value <= 1, got 2"),
             # Unknown services are reported in the same pass as the other problems.

@@ -23,6 +23,7 @@ from sim.engine.oracle import simulate_oracle
 from sim.engine.plane_state import Chooser
 from sim.engine.pool import GeneralBatch, Queue, serve_fast, serve_general
 from sim.engine.result import CLUSTER_FILE, TIMESERIES_COLUMNS, RunResult
+from sim.engine.runsize import RunLimits, check_run_size, check_scenario_size, estimate_run
 from sim.engine.simulation import ProgressFn, Simulation, simulate
 
 __all__ = [
@@ -47,10 +48,14 @@ __all__ = [
     "MetricWindow",
     "ProgressFn",
     "Queue",
+    "RunLimits",
     "RunResult",
     "Sample",
     "Simulation",
     "build_controller",
+    "check_run_size",
+    "check_scenario_size",
+    "estimate_run",
     "make_sample",
     "serve_fast",
     "serve_general",

@@ -129,6 +129,12 @@ class Controller:
                 if name in sim.services:
                     reason = self.policy.explain(name) or f"{self.policy.name} decision"
                     sim.scale_to(sim.services[name], int(desired), reason)
+            for name, rt in sim.services.items():
+                # Below min (instances lost to a fault) is no steady state, whatever the
+                # policy answered: the controller restores min, as the HPA's floor does.
+                if name not in decision and len(rt.instances) < rt.spec.instances.min:
+                    sim.scale_to(rt, rt.spec.instances.min, "below min after a fault: "
+                                 f"restored to min {rt.spec.instances.min}")
 
     def observe(self, sim: EngineState) -> Observation:
         """The observation a policy gets now (only observed, never future, values).

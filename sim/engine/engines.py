@@ -41,6 +41,7 @@ class DataPlane(Protocol):
 
     acc: Accounts
     hist: LatencyHistogram
+    capped_shed: int
     sampler: Sampler
     inflation: np.ndarray
     rng_faults: np.random.Generator
@@ -49,6 +50,10 @@ class DataPlane(Protocol):
 
     @property
     def attempts_total(self) -> float: ...
+
+    @property
+    def hist_first(self) -> LatencyHistogram:
+        """First attempts that completed successfully (the SLO's good events)."""
 
     def advance_to(self, t_s: float) -> None: ...
 

@@ -63,6 +63,8 @@ class FluidPlane:
         self.steps_per_tick = int(round(config.tick_s / self.step_s))
         self.acc = Accounts(config.n_buckets, config.n_ticks)
         self.hist = FluidHistogram()
+        self.capped_shed = 0
+        """Always 0: a long queue is a number here, so it needs no cap (``WAITING_CAP``)."""
         self.rng_faults = np.random.default_rng([config.seed, 7])
         self.inflation = np.ones(1)
         self._factor_of: np.ndarray | None = None
@@ -379,6 +381,19 @@ class FluidPlane:
                      (acc.completed, finish, done), (acc.busy_ws, steps, served * mean_s)]
             self._latencies(steps, offered, masses, kernel, lat_ms, done)
         self._add_all(book)
+
+    @property
+    def hist_first(self) -> FluidHistogram:
+        """First attempts that completed successfully (the SLO's good events): the completed
+        attempts' histogram times the share of first attempts among all attempts, a retry
+        being taken to fare as a first attempt does."""
+        first = float(self.acc.arrivals.sum())
+        attempts = first + float(self.acc.retries.sum())
+        share = first / attempts if attempts > 0 else 1.0
+        scaled = FluidHistogram()
+        scaled.add_counts(self.hist.counts * share, self.hist.sum_ms * share)
+        scaled.max_ms = self.hist.max_ms
+        return scaled
 
     def _latencies(self, steps: np.ndarray, offered: np.ndarray, masses: np.ndarray,
                    kernel: LatencyKernel, lat_ms: np.ndarray, done: np.ndarray) -> None:

@@ -21,6 +21,10 @@ from sim.engine.pool import ABANDONED, SHED, GeneralBatch, Queue, Retry, serve_f
 from sim.metrics import LatencyHistogram, add_counts, add_overlap
 from sim.model import Sampler, Service, TrafficModel
 
+WAITING_CAP = 100_000
+"""Requests that may wait at once in a service without ``max_queue`` (per shared queue; split
+over the instances with per-instance queues). Beyond it arrivals are shed and the summary says
+so: an unbounded queue would otherwise hold every waiting request in memory."""
 _GRID_STEP_S = 0.25  # rate-grid step (scenario seconds) that bounds the thinning envelope
 _ENVELOPE = 1.05
 MAX_BATCH_ARRIVALS = 500_000
@@ -68,6 +72,8 @@ class ServicePlane:
         self.inflation = np.ones(1)  # service-time factors of the ready instances (colocation)
         self.acc = Accounts(config.n_buckets, config.n_ticks)
         self.hist = LatencyHistogram()
+        self.hist_first = LatencyHistogram()
+        """First attempts that completed successfully: the SLO's good events (sim.model.slo)."""
         self.inflight = InFlight()
         self.generated_to_s = 0.0
         self.carried = Carried()
@@ -79,6 +85,8 @@ class ServicePlane:
         self.attempts_total = 0
         grid = np.linspace(0.0, traffic.duration_s, 4096)
         self._peak_rps = float(traffic.rates_rps(name, grid).max()) * _ENVELOPE
+        self.capped_shed = 0
+        """Attempts shed by ``WAITING_CAP`` (a service without ``max_queue``)."""
 
     # ------------------------------------------------------------------ arrivals
     def _draw_arrivals(self, t0: float, t1: float) -> np.ndarray:
@@ -176,7 +184,7 @@ class ServicePlane:
 
     def _queue_limit(self) -> int | None:
         if self.spec.max_queue is None:
-            return None
+            return waiting_cap(self.spec, self.shared)
         return self.spec.max_queue * (self.ready_instances if self.shared else 1)
 
     def _on_failure(self, _arrival_s: float, t_fail_s: float, attempt: int) -> None:
@@ -223,6 +231,10 @@ class ServicePlane:
             deadline = np.full(arrivals.shape, np.inf)
             completed, late = served, np.zeros(arrivals.shape, dtype=bool)
         add_counts(acc.shed, arrivals[shed], bs)
+        if self.spec.max_queue is None and self.ready_instances > 0:
+            # Workers are fixed within a batch: with a ready instance, a shed attempt met
+            # the waiting cap (without one, every attempt is shed for want of workers).
+            self.capped_shed += int(np.count_nonzero(shed))
         add_counts(acc.timed_out, deadline[late | abandoned], bs)
         add_counts(acc.completed, finish[completed], bs)
         add_counts(acc.waited, starts[served & (starts > arrivals)], bs)
@@ -234,6 +246,7 @@ class ServicePlane:
             acc.final_failures_at.extend(deadline[late | abandoned].tolist())
         latency_ms = (finish[completed] - arrivals[completed]) * 1000.0
         self.hist.add(latency_ms)
+        self.hist_first.add(latency_ms[first[completed]])
         acc.add_latencies(finish[completed], latency_ms, cfg.tick_s)
         keep = served & (finish > t_s)
         self.inflight.update(t_s, finish[keep], arrivals[keep], service[keep], attempts[keep],
@@ -306,6 +319,8 @@ class ServicePlane:
             return  # its client gives up at the deadline anyway: it stays a timeout
         latency_ms = (finish_s - arrival) * 1000.0
         self.hist.remove_one(latency_ms)
+        if attempt == 0:
+            self.hist_first.remove_one(latency_ms)
         acc.remove_latency(finish_s, latency_ms, cfg.tick_s)
         add_counts(acc.completed, np.asarray([finish_s]), cfg.bucket_s, -1.0)
         add_counts(acc.failed, np.asarray([now_s]), cfg.bucket_s)
@@ -349,3 +364,10 @@ def _take(heap: list[float], candidates: list[int], count: int) -> list[float]:
     heap[:] = [f for i, f in enumerate(heap) if i not in chosen]
     heapq.heapify(heap)
     return removed
+
+
+def waiting_cap(spec: Service, shared: bool) -> int:
+    """The cap on waiting requests per queue of a service without ``max_queue``."""
+    if shared:
+        return WAITING_CAP
+    return max(1, math.ceil(WAITING_CAP / max(1, spec.instances.max)))

@@ -14,9 +14,10 @@ from typing import Any
 import numpy as np
 
 from sim import __version__
+from sim.engine.plane import WAITING_CAP
 from sim.engine.runtime import EngineState, ServiceRuntime
 from sim.metrics import LatencyHistogram
-from sim.model import Scenario, evaluate_slo
+from sim.model import Scenario, ServiceOutcome, judge_objectives, slo_percentiles
 from sim.runio import atomic_write_csv, atomic_write_json
 
 CLUSTER_FILE = "cluster.csv"
@@ -40,9 +41,14 @@ class ServiceSeries:
     timeout_ms: float
     columns: dict[str, np.ndarray]
     hist: LatencyHistogram
+    """Completed attempts (first attempts and retries)."""
+    hist_first: LatencyHistogram
+    """First attempts that completed successfully (the SLO's good events)."""
     final_failures: int
     instance_seconds: float
     scale_events: int
+    capped_shed: int = 0
+    """Attempts shed by the waiting cap of a service without ``max_queue`` (sim.engine.plane)."""
 
 
 @dataclass
@@ -93,7 +99,9 @@ class RunResult:
             "max": _round(s.hist.max_ms) if s.hist.count else None,
         }
         running = c["instances_running"]
-        slo = evaluate_slo(self.scenario.slo.get(s.name), latency, error_rate)
+        outcome = ServiceOutcome(requests, s.hist_first.distribution(),
+                                 error_rate, latency)
+        slo = judge_objectives(self.scenario.slo.get(s.name), outcome)
         return {
             "requests": requests,
             "retries": int(c["retries"].sum()),
@@ -105,6 +113,7 @@ class RunResult:
             "final_failures": s.final_failures,
             "error_rate": error_rate,
             "latency_ms": latency,
+            "latency_slo_ms": slo_percentiles(outcome),
             **self._peaks(s),
             "instances": {"min": int(running.min()), "max": int(running.max()),
                           "mean": round(s.instance_seconds / self.duration_s, 3)},
@@ -117,6 +126,8 @@ class RunResult:
             "price_per_hour": s.price_per_hour,
             "slo": slo,
             "slo_met": all(v["met"] for v in slo.values()),
+            **({"queue_cap": {"max_waiting": WAITING_CAP, "shed": s.capped_shed}}
+               if s.capped_shed else {}),
         }
 
     def _peaks(self, s: ServiceSeries) -> dict[str, Any]:
@@ -227,6 +238,8 @@ def _series(sim: EngineState, rt: ServiceRuntime) -> ServiceSeries:
     return ServiceSeries(
         name=rt.name, workers=spec.workers, mean_service_ms=rt.plane.sampler.mean_ms,
         price_per_hour=spec.price_per_hour, timeout_ms=spec.timeout_ms, columns=columns,
-        hist=rt.plane.hist, final_failures=int(round(acc.final_failures.sum())),
+        hist=rt.plane.hist, hist_first=rt.plane.hist_first,
+        final_failures=int(round(acc.final_failures.sum())),
         instance_seconds=float(rt.instance_s.sum()), scale_events=rt.scale_events,
+        capped_shed=rt.plane.capped_shed,
     )

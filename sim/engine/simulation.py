@@ -22,8 +22,9 @@ import simpy
 from sim.engine.cluster import ClusterLink
 from sim.engine.control import Controller
 from sim.engine.engines import PLANES
-from sim.engine.plane import PlaneConfig
+from sim.engine.plane import WAITING_CAP, PlaneConfig
 from sim.engine.result import RunResult
+from sim.engine.runsize import RunLimits, check_run_size, estimate_run
 from sim.engine.runtime import Instance, ServiceRuntime
 from sim.metrics import add_overlap
 from sim.model import Fault, Scenario, TrafficModel, sampler_for
@@ -284,15 +285,24 @@ class Simulation:
                             "from": ready, "to": ready - removed,
                             "reason": f"killed {removed} ready instance(s), in-flight work "
                                       f"{'failed' if fault.mode == 'fail' else 'drained'}"})
-        if fault.replace_after_s is not None:
+        if not fault.replace:
+            return
+        if fault.replace_after_s:
             yield self.env.timeout(fault.replace_after_s / self.traffic.time_scale)
-            rt.plane.advance_to(self.env.now)
-            for _ in range(removed):
-                self._start_instance(rt)
-            self._readiness_changed(rt)
-            self.events.append({"t_s": round(self.env.now, 3), "service": rt.name,
-                                "kind": "replace", "from": len(rt.instances) - removed,
-                                "to": len(rt.instances), "reason": "replacements started"})
+        # A Deployment keeps its replica count: it starts what is missing from the desired
+        # count (an autoscaler may have changed it meanwhile), never more than were killed.
+        missing = min(removed, rt.desired - len(rt.instances))
+        if missing <= 0:
+            return
+        rt.plane.advance_to(self.env.now)
+        for _ in range(missing):
+            self._start_instance(rt)
+        self._readiness_changed(rt)
+        self.events.append({"t_s": round(self.env.now, 3), "service": rt.name,
+                            "kind": "replace", "from": len(rt.instances) - missing,
+                            "to": len(rt.instances),
+                            "reason": f"{missing} replacement(s) started, ready after "
+                                      f"boot_s {rt.spec.boot_s:g} s"})
 
     # ------------------------------------------------------------------ run
     def run(self) -> RunResult:
@@ -320,6 +330,12 @@ class Simulation:
             rt.plane.advance_to(self.duration_s)
             rt.plane.drain()
             rt.plane.acc.close_ticks(self.duration_s, self.tick_s, final=True)
+            if rt.plane.capped_shed:
+                self.events.append({
+                    "t_s": round(self.duration_s, 3), "service": rt.name, "kind": "queue_cap",
+                    "reason": f"{rt.plane.capped_shed:,} attempts shed: more than "
+                              f"{WAITING_CAP:,} requests waited at once and the service has "
+                              f"no max_queue (peaksim caps such queues)"})
         self.wall_s = time.perf_counter() - started
         return RunResult.from_simulation(self)
 
@@ -328,15 +344,23 @@ def simulate(
     scenario: Scenario, *, variant: str | None = None, seed: int | None = None,
     instances: Mapping[str, int] | None = None, rate_scale: float = 1.0,
     time_scale: float = 1.0, progress: ProgressFn | None = None, engine: str | None = None,
+    limits: RunLimits | None = None,
 ) -> RunResult:
     """Run ``scenario`` once. ``variant`` names a variant of the scenario's ``cluster`` or
     ``autoscaling`` section, or a policy (None: the scenario's defaults); ``instances`` fixes
     instance counts (no autoscaler); ``engine`` is exact, fluid or auto (None: the scenario's
-    ``engine``), resolved by ``sim.engine.engines.choose_engine`` and recorded in the summary."""
+    ``engine``), resolved by ``sim.engine.engines.choose_engine`` and recorded in the summary.
+    A run larger than ``limits`` (default ``RunLimits()``) is refused before it starts
+    (``sim.engine.runsize``)."""
     from sim.engine.control import build_controller
     from sim.engine.engines import choose_engine
 
     choice = choose_engine(scenario, engine, rate_scale, time_scale)
+
+    traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
+    check_run_size(scenario, estimate_run(scenario, traffic, min(scenario.tick_s,
+                                                                  traffic.duration_s)),
+                   limits or RunLimits(), choice.name)
 
     cluster_variant = None
     if (variant is not None and scenario.cluster is not None

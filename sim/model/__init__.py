@@ -36,7 +36,6 @@ from sim.model.loader import (
     parse_scenario,
     read_scenario_data,
     scenario_from_data,
-    yaml_value,
 )
 from sim.model.requests_config import (
     ENV_NAME,
@@ -53,9 +52,17 @@ from sim.model.requests_config import (
 )
 from sim.model.scenario import Fault, Objectives, Retries, Scenario, Service, ServiceTime
 from sim.model.servicetime import Sampler, sampler_for
-from sim.model.slo import evaluate_slo
+from sim.model.slo import (
+    LATENCY_QUANTILES,
+    LatencyCounts,
+    ServiceOutcome,
+    evaluate_slo,
+    judge_objectives,
+    slo_percentiles,
+)
 from sim.model.traffic import TrafficModel
 from sim.model.traffic_config import KeyframesTraffic, SinglesDayTraffic, TraceTraffic
+from sim.model.yamldoc import yaml_value
 
 __all__ = [
     "ENV_NAME",
@@ -81,6 +88,8 @@ __all__ = [
     "Fault",
     "HasResources",
     "KeyframesTraffic",
+    "LATENCY_QUANTILES",
+    "LatencyCounts",
     "NodeType",
     "Objectives",
     "POLICY_NAMES",
@@ -90,6 +99,7 @@ __all__ = [
     "Scenario",
     "Service",
     "ServiceTime",
+    "ServiceOutcome",
     "SinglesDayTraffic",
     "TraceTraffic",
     "TrafficModel",
@@ -99,6 +109,8 @@ __all__ = [
     "check_cluster",
     "draw",
     "evaluate_slo",
+    "judge_objectives",
+    "slo_percentiles",
     "generate_jobs",
     "load_scenario",
     "load_workload",

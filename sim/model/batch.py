@@ -17,7 +17,6 @@ Randomness comes only from the numpy ``Generator`` passed in.
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +26,10 @@ import numpy as np
 
 from sim.errors import Problem, ScenarioError
 from sim.model.batch_config import BatchGenerator, BatchWorkload, Dist
+from sim.model.inputfiles import read_csv_rows
+
+MAX_BATCH_JOBS = 1_000_000
+"""Batch jobs a generator may draw for one run (they are all held in memory)."""
 
 BATCH_TASK_COLUMNS = (
     "task_name", "instance_num", "job_name", "task_type", "status",
@@ -141,19 +144,19 @@ class _BadCell(Exception):
 
 def _rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     """(1-based line, cells) of every non-blank row, header row left out."""
+    if not path.exists():
+        raise ScenarioError([Problem(str(path), "", "batch CSV not found")])
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            reader = csv.reader(handle)
-            for row in reader:
-                if not row or all(not cell.strip() for cell in row):
-                    continue
-                if reader.line_num == 1 and row[0].strip() == BATCH_TASK_COLUMNS[0]:
-                    continue
-                yield reader.line_num, row
-    except FileNotFoundError:
-        raise ScenarioError([Problem(str(path), "", "batch CSV not found")]) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ScenarioError([Problem(str(path), "", f"cannot read batch CSV: {exc}")]) from None
+        rows = read_csv_rows(path, "batch CSV", show_path=False)
+    except ValueError as exc:
+        raise ScenarioError([Problem(str(path), "", str(exc))]) from None
+    # Rows are numbered as lines (a quoted cell never spans lines in this schema).
+    for line, row in enumerate(rows, start=1):
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        if line == 1 and row[0].strip() == BATCH_TASK_COLUMNS[0]:
+            continue
+        yield line, row
 
 
 def _number(row: list[str], column: str) -> float:
@@ -231,6 +234,11 @@ def arrival_times_s(
     peak_per_s = float(per_min.max()) / 60.0
     if peak_per_s <= 0:
         return np.zeros(0)
+    if peak_per_s * duration_s + spec.backlog_jobs > MAX_BATCH_JOBS:
+        raise ScenarioError([Problem(
+            "<scenario>", "cluster.batch.generator.rate_per_min",
+            f"the run would draw about {peak_per_s * duration_s:,.0f} batch jobs, above the "
+            f"limit of {MAX_BATCH_JOBS:,}; lower rate_per_min or the duration")])
     count = rng.poisson(peak_per_s * duration_s)
     times = np.sort(rng.uniform(0.0, duration_s, count))
     keep = rng.random(count) * peak_per_s < np.interp(times, at, per_min) / 60.0

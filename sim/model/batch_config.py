@@ -30,6 +30,10 @@ def _number_is_constant(value: Any) -> Any:
     return value
 
 
+MAX_DIST_VALUE = 1e7
+"""Largest parameter of a batch distribution (instances, cores or seconds: 115 days)."""
+
+
 class Dist(Strict):
     """A distribution of positive values (a bare number means ``constant``).
 
@@ -39,12 +43,12 @@ class Dist(Strict):
     """
 
     dist: Literal["constant", "uniform", "exponential", "lognormal", "choice"]
-    value: float | None = Field(default=None, gt=0)
-    min: float | None = Field(default=None, gt=0)
-    max: float | None = Field(default=None, gt=0)
-    mean: float | None = Field(default=None, gt=0)
+    value: float | None = Field(default=None, gt=0, le=MAX_DIST_VALUE)
+    min: float | None = Field(default=None, gt=0, le=MAX_DIST_VALUE)
+    max: float | None = Field(default=None, gt=0, le=MAX_DIST_VALUE)
+    mean: float | None = Field(default=None, gt=0, le=MAX_DIST_VALUE)
     sigma: float | None = Field(default=None, gt=0, le=5)
-    values: tuple[Annotated[float, Field(gt=0)], ...] | None = None
+    values: tuple[Annotated[float, Field(gt=0, le=MAX_DIST_VALUE)], ...] | None = None
     weights: tuple[Annotated[float, Field(ge=0)], ...] | None = None
 
     @model_validator(mode="after")
@@ -90,7 +94,7 @@ class RatePoint(Strict):
     """The job arrival rate at one point of the run (jobs per minute)."""
 
     at: TimeRef
-    per_min: float = Field(ge=0)
+    per_min: float = Field(ge=0, le=1_000_000)
 
 
 def _rate_before(value: Any) -> Any:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from sim.errors import Problem, ScenarioError
 from sim.model.scenario import Scenario
 from sim.model.traffic_config import TRAFFIC_KINDS
+from sim.model.yamldoc import PathKey, dotted, read_yaml
+from sim.model.yamlguard import check_size
 from sim.schema import suggest
-
-PathKey = tuple[str | int, ...]
-_INT_TAG = "tag:yaml.org,2002:int"
-_FLOAT_TAG = "tag:yaml.org,2002:float"
 
 
 def load_scenario(path: str | os.PathLike[str]) -> Scenario:
@@ -33,6 +31,13 @@ def load_scenario(path: str | os.PathLike[str]) -> Scenario:
 
 def _read_text(file: str) -> str:
     try:
+        info = os.stat(file)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(file)
+        if not stat.S_ISREG(info.st_mode):
+            raise ScenarioError([Problem(file, "", "is not a regular file (a device, pipe or "
+                                                   "socket), expected a YAML file")])
+        check_size(info.st_size, file)
         return Path(file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, "", "file not found")]) from None
@@ -44,7 +49,7 @@ def _read_text(file: str) -> str:
 
 def parse_scenario(text: str, file: str = "<string>", base_dir: str = ".") -> Scenario:
     """Validate scenario YAML ``text``; ``file`` is only used in messages."""
-    data, lines, duplicates = _read_yaml(text, file)
+    data, lines, duplicates = read_yaml(text, file)
     return scenario_from_data(data, file, base_dir, lines, duplicates)
 
 
@@ -52,20 +57,10 @@ def read_scenario_data(path: str | os.PathLike[str]) -> tuple[Any, dict[PathKey,
     """The scenario file's YAML as plain data and the line of every key (for tools that change
     values before validating them, like ``peaksim sweep``)."""
     file = str(path)
-    data, lines, duplicates = _read_yaml(_read_text(file), file)
+    data, lines, duplicates = read_yaml(_read_text(file), file)
     if duplicates:
         raise ScenarioError(duplicates)
     return data, lines
-
-
-def yaml_value(text: str) -> Any:
-    """A value written on a command line, read as the same value in a scenario file would be
-    (``23:30`` stays a clock time, ``8`` is a number, ``[1, 2]`` a list)."""
-    loader = _Loader(text)
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()
 
 
 def scenario_from_data(
@@ -89,91 +84,9 @@ def scenario_from_data(
         raise ScenarioError(duplicates)
     scenario._base_dir = base_dir
     scenario._source = file
+    scenario._lines = lines
     _check_referenced_files(scenario, file, lines)
     return scenario
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that keeps ``23:00`` a string.
-
-    YAML 1.1 reads unquoted ``23:00`` as the base-60 integer 1380 (and ``1:30.5`` as a float):
-    a clock time that silently turned into a number of seconds. Scenario files hold clock
-    times, so the base-60 forms are left out of the int and float resolvers.
-    """
-
-    yaml_implicit_resolvers = {
-        first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT_TAG, _FLOAT_TAG)]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-    }
-
-
-_Loader.add_implicit_resolver(
-    _INT_TAG,
-    re.compile(r"""^(?:[-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(?:0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+)$"""),
-    list("-+0123456789"),
-)
-_Loader.add_implicit_resolver(
-    _FLOAT_TAG,
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?"""
-        r"""|\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"""
-    ),
-    list("-+0123456789."),
-)
-
-
-def _read_yaml(text: str, file: str) -> tuple[Any, dict[PathKey, int], list[Problem]]:
-    """(data, line of every key, duplicate-key problems) of one YAML document."""
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
-    except yaml.YAMLError as exc:
-        raise ScenarioError([_yaml_problem(exc, file)]) from None
-    finally:
-        loader.dispose()
-    lines: dict[PathKey, int] = {}
-    duplicates: list[Problem] = []
-    if node is not None:
-        lines[()] = node.start_mark.line + 1
-        _walk(node, (), lines, duplicates, file)
-    return data, lines, duplicates
-
-
-def _yaml_problem(exc: yaml.YAMLError, file: str) -> Problem:
-    mark = getattr(exc, "problem_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    context = getattr(exc, "context", None)
-    context_mark = getattr(exc, "context_mark", None)
-    if context and what.startswith("but "):
-        what = f"{context}, {what}"  # "expected a single document ..., but found another"
-    elif context and context_mark is not None and context_mark.line + 1 != line:
-        what = f"{what} ({context} that starts on line {context_mark.line + 1})"
-    return Problem(file, "", f"YAML syntax error: {what}", line)
-
-
-def _walk(
-    node: yaml.Node, path: PathKey, lines: dict[PathKey, int], duplicates: list[Problem],
-    file: str,
-) -> None:
-    """Record the 1-based line of every mapping key and sequence item, by its path."""
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = str(key_node.value)
-            child = (*path, key)
-            line = key_node.start_mark.line + 1
-            if child in lines and key != "<<":
-                duplicates.append(Problem(
-                    file, _dotted(child), f"duplicate key '{key}' (first given on line "
-                    f"{lines[child]}); YAML would keep only the last one", line))
-                continue
-            lines[child] = line
-            _walk(value_node, child, lines, duplicates, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines[(*path, i)] = item.start_mark.line + 1
-            _walk(item, (*path, i), lines, duplicates, file)
 
 
 def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, int]) -> None:
@@ -193,17 +106,17 @@ def _check_referenced_files(scenario: Scenario, file: str, lines: dict[PathKey, 
         from sim.model.autoscaling import check_autoscaling
 
         for key, message in check_autoscaling(scenario.autoscaling, scenario.services):
-            problems.append(Problem(file, _dotted(key), message, _nearest_line(key, lines)))
+            problems.append(Problem(file, dotted(key), message, _nearest_line(key, lines)))
         problems += _manifest_problems(scenario, file, lines)
     for key, message in check_requests(scenario.loadtest, scenario.services, scenario.base_dir):
         where: PathKey = ("loadtest", *key)
-        problems.append(Problem(file, _dotted(where), message, _nearest_line(where, lines)))
+        problems.append(Problem(file, dotted(where), message, _nearest_line(where, lines)))
     for name, service in scenario.services.items():
         try:
             sampler_for(service.service_time, scenario.base_dir)
         except ValueError as exc:
             key: PathKey = ("services", name, "service_time", "csv")
-            problems.append(Problem(file, _dotted(key), str(exc), _nearest_line(key, lines)))
+            problems.append(Problem(file, dotted(key), str(exc), _nearest_line(key, lines)))
     if problems:
         raise ScenarioError(problems)
 
@@ -222,7 +135,7 @@ def _manifest_problems(scenario: Scenario, file: str, lines: dict[PathKey, int]
             for i, manifest in enumerate(params.manifests):
                 if not (Path(scenario.base_dir) / manifest).is_file():
                     key: PathKey = ("autoscaling", "variants", variant, "manifests", i)
-                    problems.append(Problem(file, _dotted(key), f"expected a manifest file, "
+                    problems.append(Problem(file, dotted(key), f"expected a manifest file, "
                                             f"found none at {manifest}", _nearest_line(key, lines)))
                     missing = True
             if missing:
@@ -243,7 +156,7 @@ def _cluster_problems(scenario: Scenario, file: str, lines: dict[PathKey, int]) 
     from sim.model.cluster_config import check_cluster
 
     assert scenario.cluster is not None
-    problems = [Problem(file, _dotted(key), message, _nearest_line(key, lines))
+    problems = [Problem(file, dotted(key), message, _nearest_line(key, lines))
                 for key, message in check_cluster(scenario.cluster, scenario.services)]
     if scenario.cluster.batch is not None:
         try:  # a bad batch CSV must fail now, not in the middle of a run
@@ -266,16 +179,22 @@ def _problems(
 ) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[tuple[str, str]] = set()
-    for error in exc.errors(include_url=False):
-        loc = _data_path(tuple(error["loc"]), data)
+    errors = exc.errors(include_url=False)
+    located = [tuple(e["loc"]) for e in errors]
+    for error in errors:
+        raw = tuple(error["loc"])
+        if error["type"] == "too_short" and any(
+                len(other) > len(raw) and other[:len(raw)] == raw for other in located):
+            continue  # entries were refused (each reported): not a list that is too short
+        loc = _data_path(raw, data)
         if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, str((error.get("ctx") or {}).get("discriminator", "kind")).strip("'"))
         message = _message(error)
-        dotted = _dotted(loc)
-        if (dotted, message) in seen:
+        where = dotted(loc)
+        if (where, message) in seen:
             continue
-        seen.add((dotted, message))
-        problems.append(Problem(file, dotted, message, _nearest_line(loc, lines)))
+        seen.add((where, message))
+        problems.append(Problem(file, where, message, _nearest_line(loc, lines)))
     return problems
 
 
@@ -338,6 +257,11 @@ def _message(error: Any) -> str:
         bound = ctx.get(key)
         shown_bound = f"{bound:g}" if isinstance(bound, float) else str(bound)
         return f"expected a value {sign} {shown_bound}, got {_shown(value)}"
+    if kind in ("string_too_short", "string_too_long"):
+        bound = ctx.get("min_length") if kind == "string_too_short" else ctx.get("max_length")
+        many = "at least" if kind == "string_too_short" else "at most"
+        length = len(value) if isinstance(value, str) else "?"
+        return f"expected text of {many} {bound} characters, got {length}"
     if kind in ("too_short", "too_long"):
         bound = ctx.get("min_length") if kind == "too_short" else ctx.get("max_length")
         many = "at least" if kind == "too_short" else "at most"
@@ -381,7 +305,11 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
             # The discriminator value pydantic puts in the location. Only the `keyframes` kind
             # has a field of the same name, a list: followed by an index, it is the field.
             is_field = part in current and i + 1 < len(loc) and isinstance(loc[i + 1], int)
-            if not tag_skipped and part == current.get("kind") and not is_field:
+            # The tag may be the value of any discriminator key (``kind``, a policy's
+            # ``name``): a string value of this mapping that is not one of its keys.
+            tags = {v for v in current.values() if isinstance(v, str)}
+            is_tag = part == current.get("kind") or (part in tags and part not in current)
+            if not tag_skipped and is_tag and not is_field:
                 tag_skipped = True
                 continue
             if part == "duration_s" and part not in current and "duration" in current:
@@ -406,12 +334,6 @@ def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
 def _is_field_name(part: str) -> bool:
     return part.isidentifier() and not part[0].isupper() and part not in ("int", "float", "str")
 
-
-def _dotted(loc: PathKey) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
 
 
 def _nearest_line(loc: PathKey, lines: dict[PathKey, int]) -> int | None:

@@ -40,7 +40,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jmespath.exceptions import JMESPathError
 from pydantic import Field, field_validator
 
-from sim.schema import Loc, PositiveDuration, Strict
+from sim.schema import MAX_RATE_SCALE, MAX_TIME_SCALE, MIN_SCALE, Loc, PositiveDuration, Strict
 
 TEMPLATE_FUNCTIONS = ("uuid", "randint", "choice", "zipf", "now_ms", "seq")
 """Functions every template may call (bound per generator user; see loadtests.declared)."""
@@ -115,8 +115,8 @@ class LoadTest(Strict):
     ``NAME.COLUMN`` draws one row of that table at random.
     """
 
-    time_scale: float = Field(default=1.0, gt=0)
-    rate_scale: float = Field(default=1.0, gt=0)
+    time_scale: float = Field(default=1.0, ge=MIN_SCALE, le=MAX_TIME_SCALE)
+    rate_scale: float = Field(default=1.0, ge=MIN_SCALE, le=MAX_RATE_SCALE)
     duration_s: PositiveDuration | None = None
     window_s: float = Field(default=10.0, gt=0, le=60)
     host: str | None = None

@@ -13,7 +13,7 @@ import math
 import re
 import zoneinfo
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import (
     ConfigDict,
@@ -35,6 +35,8 @@ from sim.model.service_config import (  # noqa: F401  (re-exported: the scenario
     ServiceTime,
 )
 from sim.schema import (
+    MAX_INSTANCES,
+    MAX_LATENCY_MS,
     ClockTime,
     Duration,
     Loc,
@@ -54,11 +56,11 @@ class Objectives(Strict):
     """SLO objectives of one service; latencies in ms over completed requests, error rate as a
     fraction of first attempts that finally failed (timed out or shed)."""
 
-    p50_ms: float | None = Field(default=None, gt=0)
-    p90_ms: float | None = Field(default=None, gt=0)
-    p95_ms: float | None = Field(default=None, gt=0)
-    p99_ms: float | None = Field(default=None, gt=0)
-    mean_ms: float | None = Field(default=None, gt=0)
+    p50_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    p90_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    p95_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    p99_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
+    mean_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
     error_rate: float | None = Field(default=None, ge=0, le=1)
 
     @model_validator(mode="after")
@@ -74,18 +76,26 @@ class Objectives(Strict):
 
 class Fault(Strict):
     """A scheduled failure: at ``at``, remove ``kill_fraction`` (rounded up) or ``kill``
-    instances of ``service``; in-flight work fails or drains per ``mode``. Removed instances
-    come back (booting again) after ``replace_after_s`` if given."""
+    instances of ``service``; in-flight work fails or drains per ``mode``.
+
+    As a Kubernetes Deployment does, the killed instances are replaced at once by new ones
+    that boot for the service's ``boot_s``; ``replace_after_s`` delays the replacements (a
+    slow controller, a node to provision) and ``replace: false`` leaves the service without
+    them (an autoscaler still restores its ``min``)."""
 
     at: TimeRef
     service: str
     kill_fraction: float | None = Field(default=None, gt=0, le=1)
-    kill: int | None = Field(default=None, ge=1)
+    kill: int | None = Field(default=None, ge=1, le=MAX_INSTANCES)
     mode: Literal["fail", "drain"] = "fail"
     replace_after_s: Duration | None = None
+    replace: bool = True
 
     @model_validator(mode="after")
     def _one_amount(self) -> Fault:
+        if not self.replace and self.replace_after_s is not None:
+            raise field_errors([(("replace_after_s",), "replace_after_s delays replacements; "
+                                 "with replace: false there are none (drop one of the two)")])
         if self.kill_fraction is not None and self.kill is not None:
             raise field_errors([(("kill_fraction",), "give kill or kill_fraction, not both")])
         if self.kill_fraction is None and self.kill is None:
@@ -160,11 +170,11 @@ def _document_duration_spelling(schema: dict[str, Any]) -> None:
 class Scenario(Strict):
     """A whole scenario file. Times are seconds from t=0; ``start_clock`` labels t=0."""
 
-    name: str
-    description: str = ""
-    seed: int = Field(ge=0)
+    name: str = Field(min_length=1, max_length=100)
+    description: str = Field(default="", max_length=10_000)
+    seed: int = Field(ge=0, le=2**63 - 1)
     duration_s: PositiveDuration
-    tick_s: PositiveDuration = 1.0
+    tick_s: Annotated[PositiveDuration, Field(ge=0.01)] = 1.0
     start_clock: ClockTime | None = None
     start_date: datetime.date | None = None
     """Calendar date of t=0 (with ``start_clock``): places dated cron triggers."""
@@ -185,6 +195,7 @@ class Scenario(Strict):
 
     _base_dir: str = PrivateAttr(default=".")
     _source: str = PrivateAttr(default="<memory>")
+    _lines: dict[tuple[str | int, ...], int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="before")
     @classmethod
@@ -296,6 +307,14 @@ class Scenario(Strict):
     def source(self) -> str:
         """Path the scenario was read from (``<memory>`` when built in code)."""
         return self._source
+
+    def line_of(self, path: tuple[str | int, ...]) -> int | None:
+        """The file line holding ``path`` (or its nearest enclosing key); None if unknown."""
+        for end in range(len(path), -1, -1):
+            line = self._lines.get(tuple(path[:end]))
+            if line is not None:
+                return line
+        return None
 
     @property
     def start_time(self) -> datetime.datetime | None:

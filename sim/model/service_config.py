@@ -8,7 +8,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from sim.schema import Duration, Loc, Strict, field_errors
+from sim.schema import (
+    MAX_INSTANCES,
+    MAX_LATENCY_MS,
+    MAX_QUEUE,
+    MIN_LATENCY_MS,
+    Duration,
+    Loc,
+    Strict,
+    field_errors,
+)
 
 Z99 = 2.3263478740408408
 """Standard normal 99th percentile, used to turn a lognormal (mean, p99) into (mu, sigma)."""
@@ -24,12 +33,12 @@ class ServiceTime(Strict):
     """
 
     dist: Literal["exponential", "lognormal", "gamma", "constant", "uniform", "empirical"]
-    mean_ms: float | None = Field(default=None, gt=0)
-    p99_ms: float | None = Field(default=None, gt=0)
+    mean_ms: float | None = Field(default=None, ge=MIN_LATENCY_MS, le=MAX_LATENCY_MS)
+    p99_ms: float | None = Field(default=None, ge=MIN_LATENCY_MS, le=MAX_LATENCY_MS)
     sigma: float | None = Field(default=None, gt=0, le=5)
     shape: float | None = Field(default=None, ge=0.01, le=10_000)
-    min_ms: float | None = Field(default=None, ge=0)
-    max_ms: float | None = Field(default=None, gt=0)
+    min_ms: float | None = Field(default=None, ge=0, le=MAX_LATENCY_MS)
+    max_ms: float | None = Field(default=None, gt=0, le=MAX_LATENCY_MS)
     samples_ms: tuple[float, ...] | None = None
     csv: str | None = None
 
@@ -57,8 +66,11 @@ class ServiceTime(Strict):
         if self.dist == "empirical":
             if (self.samples_ms is None) == (self.csv is None):
                 problems.append(((), "dist 'empirical' needs exactly one of samples_ms or csv"))
-            if self.samples_ms is not None and (not self.samples_ms or min(self.samples_ms) < 0):
-                problems.append((("samples_ms",), "expected a non-empty list of values >= 0"))
+            if self.samples_ms is not None and (
+                    not self.samples_ms or min(self.samples_ms) < 0
+                    or max(self.samples_ms) > MAX_LATENCY_MS):
+                problems.append((("samples_ms",), f"expected a non-empty list of values from 0 "
+                                                  f"to {MAX_LATENCY_MS:,.0f} ms"))
         if problems:
             raise field_errors(problems)
         return self
@@ -102,8 +114,11 @@ _ALL_PARAMETERS = frozenset(p for names in _DIST_PARAMETERS.values() for p in na
 def _instances_before(value: Any) -> Any:
     if isinstance(value, dict):
         return value
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_INSTANCES:
         return {"min": value, "max": value, "initial": value}
+    if isinstance(value, int) and not isinstance(value, bool) and value > MAX_INSTANCES:
+        raise ValueError(f"expected a fixed count of at most {MAX_INSTANCES:,} instances, "
+                         f"got {value:,}")
     shown = str(value).lower() if isinstance(value, bool) else repr(value)
     raise ValueError(
         f"expected a fixed count (an integer >= 1) or a mapping {{min, max, initial}}, got {shown}"
@@ -113,9 +128,9 @@ def _instances_before(value: Any) -> Any:
 class Instances(Strict):
     """Instance counts of one service: bounds for autoscaling and the count at t=0."""
 
-    min: int = Field(ge=0)
-    max: int = Field(ge=1)
-    initial: int | None = Field(default=None, ge=0)
+    min: int = Field(ge=0, le=MAX_INSTANCES)
+    max: int = Field(ge=1, le=MAX_INSTANCES)
+    initial: int | None = Field(default=None, ge=0, le=MAX_INSTANCES)
 
     @model_validator(mode="after")
     def _check_bounds(self) -> Instances:
@@ -137,16 +152,16 @@ class Retries(Strict):
     spread by ``± jitter`` (a fraction), at most ``max`` times."""
 
     max: int = Field(ge=0, le=20)
-    backoff_ms: float = Field(default=100.0, ge=0)
-    multiplier: float = Field(default=2.0, ge=1.0)
+    backoff_ms: float = Field(default=100.0, ge=0, le=MAX_LATENCY_MS)
+    multiplier: float = Field(default=2.0, ge=1.0, le=10.0)
     jitter: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class Resources(Strict):
     """What one instance of a service requests from a cluster node."""
 
-    cores: float = Field(default=1.0, gt=0)
-    memory_gb: float = Field(default=2.0, gt=0)
+    cores: float = Field(default=1.0, gt=0, le=10_000)
+    memory_gb: float = Field(default=2.0, gt=0, le=100_000)
 
 
 class Service(Strict):
@@ -162,11 +177,11 @@ class Service(Strict):
     instances: Annotated[
         Instances, BeforeValidator(_instances_before, json_schema_input_type=int | Instances)
     ]
-    timeout_ms: float = Field(default=0.0, ge=0)
+    timeout_ms: float = Field(default=0.0, ge=0, le=MAX_LATENCY_MS)
     boot_s: Duration = 0.0
-    max_queue: int | None = Field(default=None, ge=0)
+    max_queue: int | None = Field(default=None, ge=0, le=MAX_QUEUE)
     retries: Retries | None = None
     balancer: Literal["least_outstanding", "random", "round_robin"] = "least_outstanding"
     on_remove: Literal["drain", "fail"] = "drain"
-    price_per_hour: float = Field(default=0.10, ge=0)
+    price_per_hour: float = Field(default=0.10, ge=0, le=1e6)
     resources: Resources = Resources()

@@ -6,13 +6,15 @@ Samplers take the random generator they draw from; they keep no random state of 
 
 from __future__ import annotations
 
-import csv
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from sim.model.inputfiles import read_csv_rows
 from sim.model.scenario import ServiceTime
+from sim.schema import MAX_LATENCY_MS
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,7 @@ def sampler_for(spec: ServiceTime, base_dir: str = ".") -> Sampler:
 
 
 def _read_samples(path: Path) -> np.ndarray:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = [row for row in csv.reader(handle) if row and row[0].strip()]
-    except OSError as exc:
-        raise ValueError(f"cannot read samples file {str(path)!r}: {exc.strerror}") from None
+    rows = [row for row in read_csv_rows(path, "samples file") if row and row[0].strip()]
     values: list[float] = []
     for number, row in enumerate(rows, start=1):
         try:
@@ -100,6 +98,8 @@ def _read_samples(path: Path) -> np.ndarray:
             raise ValueError(
                 f"{path}: row {number}: expected a number of ms, got {row[0]!r}"
             ) from None
-    if not values or min(values) < 0:
-        raise ValueError(f"{path}: expected at least one service time >= 0 ms")
+    if not values or min(values) < 0 or max(values) > MAX_LATENCY_MS or not all(
+            math.isfinite(v) for v in values):
+        raise ValueError(f"{path}: expected service times from 0 to {MAX_LATENCY_MS:,.0f} ms "
+                         f"(at least one)")
     return np.asarray(values, dtype=float)

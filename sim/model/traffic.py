@@ -11,7 +11,6 @@ The served curve is ``rate_scale * base(t * time_scale) * flash(u) * noise(u)`` 
 
 from __future__ import annotations
 
-import csv
 import math
 import zlib
 from pathlib import Path
@@ -19,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import Problem, ScenarioError
+from sim.model.inputfiles import read_csv_rows
 from sim.model.scenario import Scenario
 from sim.model.traffic_config import (
     ConstantTraffic,
@@ -215,11 +215,9 @@ def _singles_day(
 def _read_trace(path: Path, services: tuple[str, ...]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     where = "traffic.path"
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as exc:
-        raise ScenarioError([Problem("<scenario>", where,
-                                     f"cannot read trace {str(path)!r}: {exc.strerror}")]) from None
+        rows = read_csv_rows(path, "trace")
+    except ValueError as exc:
+        raise ScenarioError([Problem("<scenario>", where, str(exc))]) from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
         raise ScenarioError([Problem("<scenario>", where,

@@ -12,10 +12,21 @@ from typing import Annotated, Literal, get_args
 
 from pydantic import Field, model_validator
 
-from sim.schema import Duration, Loc, PositiveDuration, Strict, TimeRef, field_errors
+from sim.schema import (
+    MAX_RATE_RPS,
+    MAX_RATE_SCALE,
+    MAX_TIME_SCALE,
+    MIN_SCALE,
+    Duration,
+    Loc,
+    PositiveDuration,
+    Strict,
+    TimeRef,
+    field_errors,
+)
 
-PositiveRates = dict[str, Annotated[float, Field(gt=0)]]
-NonNegativeRates = dict[str, Annotated[float, Field(ge=0)]]
+PositiveRates = dict[str, Annotated[float, Field(gt=0, le=MAX_RATE_RPS)]]
+NonNegativeRates = dict[str, Annotated[float, Field(ge=0, le=MAX_RATE_RPS)]]
 
 
 class FlashSale(Strict):
@@ -24,7 +35,7 @@ class FlashSale(Strict):
 
     at: TimeRef
     duration_s: PositiveDuration
-    multiplier: float = Field(gt=0)
+    multiplier: float = Field(gt=0, le=1000)
     ramp_s: Duration = 10.0
     services: tuple[str, ...] | None = None
 
@@ -53,8 +64,8 @@ class _TrafficBase(Strict):
     ``rate_scale`` multiplies every rate.
     """
 
-    rate_scale: float = Field(default=1.0, gt=0)
-    time_scale: float = Field(default=1.0, gt=0)
+    rate_scale: float = Field(default=1.0, ge=MIN_SCALE, le=MAX_RATE_SCALE)
+    time_scale: float = Field(default=1.0, ge=MIN_SCALE, le=MAX_TIME_SCALE)
     noise: Noise | None = None
     flash_sales: tuple[FlashSale, ...] = ()
 

@@ -37,6 +37,7 @@ MIN_ERROR_RATE = 1e-6
 
 _QUANTILES = {"p50_ms": 0.50, "p90_ms": 0.90, "p95_ms": 0.95, "p99_ms": 0.99}
 _MAX_INSTANCES = 1_000_000
+_MIN_MEAN_MS = 1e-3
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class ServiceModel:
 
     @classmethod
     def of(cls, spec: Service, sampler: Sampler) -> ServiceModel:
-        mean_ms = sampler.mean_ms
+        # Service times of 0 ms (empirical samples may be) are modelled as the histograms'
+        # resolution, 1 µs, so that rates and waits stay finite.
+        mean_ms = max(sampler.mean_ms, _MIN_MEAN_MS)
         scv = max(0.0, sampler.second_moment_ms2 / (mean_ms * mean_ms) - 1.0)
         return cls(spec.workers, mean_ms / 1000.0, scv, service_time_grid_s(sampler),
                    spec.timeout_ms / 1000.0, spec.max_queue)

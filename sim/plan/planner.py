@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from sim.engine import RunResult, simulate
+from sim.engine import RunLimits, RunResult, simulate
 from sim.errors import PeaksimError
 from sim.model import Objectives, Scenario, TrafficModel, sampler_for
 from sim.plan.estimate import Estimate, ServiceModel, estimate_instances, max_rate_rps
@@ -44,7 +44,7 @@ class PlanError(PeaksimError):
 def make_plan(
     scenario: Scenario, *, headroom: float = DEFAULT_HEADROOM,
     margin_s: float = DEFAULT_MARGIN_S, seed: int | None = None,
-    on_trial: Callable[[str], None] | None = None,
+    on_trial: Callable[[str], None] | None = None, limits: RunLimits | None = None,
 ) -> tuple[Plan, RunResult]:
     """The plan and the confirming whole-run simulation of its recommended counts.
 
@@ -59,7 +59,7 @@ def make_plan(
     sized, skipped = _size_services(scenario, traffic)
     estimates = {n: p.estimate for n, (p, _) in sized.items() if p.estimate is not None}
     window = peak_window(scenario, list(estimates) or list(sized))
-    search = _search(scenario, window, seed, list(estimates), on_trial)
+    search = _search(scenario, window, seed, list(estimates), on_trial, limits)
     cap = {n: max(4 * e, e + 16) for n, e in estimates.items()}
     minimum = search.minimum_counts(estimates, cap)
     recommended = {n: math.ceil(m * (1.0 + headroom) - 1e-9)
@@ -67,7 +67,7 @@ def make_plan(
     at_rec = search.trial(recommended) if recommended else None
     if on_trial is not None:
         on_trial("whole run at the recommended counts")
-    confirm = simulate(scenario, seed=seed, instances=recommended)
+    confirm = simulate(scenario, seed=seed, instances=recommended, limits=limits)
     whole = confirm.summary()["services"]
     plans = []
     for name, (first, model) in sized.items():
@@ -146,14 +146,15 @@ def _first_look(scenario: Scenario, name: str, peak: tuple[float, float], estima
 
 
 def _search(scenario: Scenario, window: PeakWindow, seed: int | None,
-            searchable: list[str], on_trial: Callable[[str], None] | None) -> CountSearch:
+            searchable: list[str], on_trial: Callable[[str], None] | None,
+            limits: RunLimits | None) -> CountSearch:
     def announce(counts: dict[str, int]) -> None:
         if on_trial is not None:
             shown = ", ".join(f"{n} {c}" for n, c in counts.items() if n in searchable)
             on_trial(f"peak window with {shown}")
 
     base = {n: s.instances.start for n, s in scenario.services.items() if n not in searchable}
-    return CountSearch(window.scenario, seed, base, announce)
+    return CountSearch(window.scenario, seed, base, announce, limits=limits)
 
 
 def _value(service_summary: dict[str, Any] | None, objective: str) -> float | None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sim.engine import RunResult, simulate
+from sim.engine import RunLimits, RunResult, simulate
 from sim.model import Scenario
 
 
@@ -57,6 +57,7 @@ class CountSearch:
     base: Mapping[str, int]
     on_trial: Callable[[dict[str, int]], None] | None = None
     trials: list[Trial] = field(default_factory=list)
+    limits: RunLimits | None = None
 
     def trial(self, counts: Mapping[str, int]) -> Trial:
         """The trial of ``counts`` (completed by ``base``), simulated once."""
@@ -66,7 +67,7 @@ class CountSearch:
                 return done
         if self.on_trial is not None:
             self.on_trial(full)
-        result = simulate(self.scenario, seed=self.seed, instances=full)
+        result = simulate(self.scenario, seed=self.seed, instances=full, limits=self.limits)
         made = Trial(full, result.summary()["services"], _peak_utilization(result))
         self.trials.append(made)
         return made

@@ -151,12 +151,12 @@ def _testcase(parent: ET.Element, result: ObjectiveResult, suite: Suite) -> None
     target = fmt_objective(result.objective, result.target)
     if result.met:
         out = ET.SubElement(case, "system-out")
-        out.text = f"{result.label} {value}, target {target}: met"
+        out.text = f"{result.against()}: met"
         return
+    why = result.reason or f"{result.label} {value} above target {target}"
     failure = ET.SubElement(case, "failure", type=FAILURE_TYPE,
-                            message=f"{result.service} {result.label} {value} above target "
-                                    f"{target}")
-    lines = [f"{result.label}: {value} over the run, target {target}"]
+                            message=f"{result.service} {result.label}: {why}")
+    lines = [f"{result.against()}: missed" + (f" ({result.reason})" if result.reason else "")]
     lines += [
         f"above target from {when(w.start_s, suite.start_clock_s)} to "
         f"{when(w.end_s, suite.start_clock_s)} "

@@ -61,11 +61,17 @@ class InstancesSummary(_Open):
 
 
 class ObjectiveSummary(_Open):
-    """One SLO objective: ``target`` and ``value`` in ms, or as a fraction for error_rate."""
+    """One SLO objective: ``target`` and ``value`` in ms (over completed attempts), or as a
+    fraction for error_rate; ``reason`` says why it was missed; percentile objectives carry
+    ``slo_value`` (over all requests, failures counting as infinitely slow; None when beyond
+    every target) and ``good_fraction`` (see ``sim.model.slo``)."""
 
     target: float
     value: float | None = None
     met: bool
+    reason: str | None = None
+    slo_value: float | None = None
+    good_fraction: float | None = None
 
 
 class ServiceSummary(_Open):
@@ -92,7 +98,7 @@ class ServiceSummary(_Open):
     slo: dict[str, ObjectiveSummary] = Field(default_factory=dict)
     slo_met: bool = True
     workers: int | None = Field(default=None, ge=1)
-    mean_service_ms: float | None = Field(default=None, gt=0)
+    mean_service_ms: float | None = Field(default=None, ge=0)
     price_per_hour: float | None = Field(default=None, ge=0)
 
 

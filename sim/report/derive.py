@@ -89,6 +89,8 @@ def capacity_rps(run: RunData, service: str) -> tuple[np.ndarray, bool]:
     info = run.summary.services[service]
     ready = series["instances_ready"]
     if info.workers is not None and info.mean_service_ms is not None:
+        if info.mean_service_ms <= 0:  # zero service times: no finite capacity to draw
+            return np.full_like(ready, np.nan), True
         return ready * info.workers * 1000.0 / info.mean_service_ms, True
     busy, util = series["busy_workers"], series["utilization"]
     ok = (util > 1e-6) & (ready > 1e-6)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.model import LATENCY_QUANTILES
 from sim.report.cluster import cluster_facts
 from sim.report.data import RunData
 from sim.report.derive import peak_at, price_per_hour
@@ -143,18 +144,27 @@ def slo_table(run: RunData, verdict: RunVerdict) -> Table:
         )
         if len(result.windows) > MAX_WINDOW_CELLS:
             spans += f" and {len(result.windows) - MAX_WINDOW_CELLS} more"
+        overall = (NO_VALUE if result.objective not in LATENCY_QUANTILES
+                   else "beyond any target" if result.slo_value is None
+                   else fmt_objective(result.objective, result.slo_value))
         rows.append((result.service, result.label,
                      fmt_objective(result.objective, result.target),
-                     fmt_objective(result.objective, result.value),
-                     status(result.met), spans or "none"))
+                     fmt_objective(result.objective, result.value), overall,
+                     status(result.met) + (f": {result.reason}" if result.reason else ""),
+                     spans or "none"))
     return Table(
         "SLO objectives",
-        ("service", "objective", "target", "whole run", "result", "per-tick above target"),
-        tuple(rows), ("l", "l", "r", "r", "l", "l"),
-        note="An objective is judged on the whole run. The last column shows when the per-tick "
-             "percentile of the tick's completions was above the target (a short excursion can "
-             "leave the whole-run value within it) and, for a missed error rate, when the "
-             "share of attempts lost was.",
+        ("service", "objective", "target", "completed requests", "all requests", "result",
+         "per-tick above target"),
+        tuple(rows), ("l", "l", "r", "r", "r", "l", "l"),
+        note="An objective is judged on the whole run with SRE semantics: a percentile "
+             "objective holds when that share of all requests was served successfully on its "
+             "first attempt within the target (timed-out, shed and failed requests count as "
+             "slower than any target: the 'all requests' column); a mean holds only with at "
+             "most 1% errors. 'completed requests' is the value over completed attempts alone. "
+             "The last column shows when the per-tick percentile of the tick's completions was "
+             "above the target (a short excursion can leave the whole-run value within it) "
+             "and, for a missed error rate, when the share of attempts lost was.",
         anchor="slo",
     )
 

@@ -1,10 +1,11 @@
 """The verdict: per service and objective, did the SLO hold, and if not, when was it missed.
 
-Whether an objective was met comes from ``summary.json`` (whole-run values from the engine's
-histograms). *When* it was missed comes from the per-tick series: for a latency objective with a
-per-tick column (``p50_ms``, ``p95_ms``, ``p99_ms``, ...) the ticks whose percentile exceeded the
-target; for a missed ``error_rate`` the ticks where the fraction of lost attempts exceeded it
-(windows holding under 1% of the run's lost attempts are left out).
+Whether an objective was met comes from ``summary.json``, judged by ``sim.model.slo`` with SRE
+semantics (failed, timed-out and shed requests are bad events for every objective). *When* it
+was missed comes from the per-tick series: for a latency objective with a per-tick column
+(``p50_ms``, ``p95_ms``, ``p99_ms``, ...) the ticks whose percentile exceeded the target; for a
+missed ``error_rate`` the ticks where the fraction of lost attempts exceeded it (windows holding
+under 1% of the run's lost attempts are left out).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sim.report.data import RunData
+from sim.model import LATENCY_QUANTILES
+from sim.report.data import ObjectiveSummary, RunData
 from sim.report.derive import Window, error_fraction, errors, miss_windows
 from sim.report.document import VerdictLine, fmt_objective, objective_label, plural
 
@@ -33,17 +35,29 @@ class ObjectiveResult:
     value: float | None
     met: bool
     windows: tuple[Window, ...]
+    reason: str | None = None
+    """Why it was missed (``sim.model.slo``), e.g. ``"80% of requests failed"``."""
+    slo_value: float | None = None
+    """Percentile objectives: the percentile over all requests (failures as infinitely slow;
+    None when beyond every target)."""
 
     @property
     def label(self) -> str:
         return objective_label(self.objective)
 
     def against(self) -> str:
-        """``"p99 290 ms against 800 ms"``."""
+        """``"p99 290 ms against 800 ms"``; a percentile whose value over all requests differs
+        from the one over completed attempts shows both."""
         target = fmt_objective(self.objective, self.target)
         if self.value is None:  # nothing completed: no evidence, which is a miss
             return f"{self.label} not measured (no request completed) against {target}"
-        return f"{self.label} {fmt_objective(self.objective, self.value)} against {target}"
+        shown = fmt_objective(self.objective, self.value)
+        if self.objective in LATENCY_QUANTILES:
+            overall = ("beyond any target" if self.slo_value is None
+                       else fmt_objective(self.objective, self.slo_value))
+            if overall != shown:
+                shown += f" over completed requests, {overall} over all requests"
+        return f"{self.label} {shown} against {target}"
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,8 @@ def _judge_service(run: RunData, name: str) -> ServiceVerdict:
     results = tuple(
         ObjectiveResult(name, key, o.target, o.value, o.met,
                         () if key == "error_rate" and o.met
-                        else tuple(objective_windows(run, name, key, o.target)))
+                        else tuple(objective_windows(run, name, key, o.target)),
+                        o.reason, _overall(o) if key in LATENCY_QUANTILES else o.value)
         for key, o in info.slo.items()
     )
     if not results:
@@ -158,6 +173,14 @@ def _judge_service(run: RunData, name: str) -> ServiceVerdict:
     return ServiceVerdict(name, False, results, tuple(lines))
 
 
+def _overall(objective: ObjectiveSummary) -> float | None:
+    """The percentile over all requests; a summary written before SRE semantics (no
+    ``slo_value``) only has the one over completed attempts."""
+    if "slo_value" in objective.model_fields_set:
+        return objective.slo_value
+    return objective.value
+
+
 def _missed_sentence(run: RunData, result: ObjectiveResult) -> str:
     """``"browse missed its p99 SLO between 00:00:30 and 00:04:10: p99 reached 2.1 s against
     300 ms (whole run: 450 ms)"``."""
@@ -174,11 +197,13 @@ def _missed_sentence(run: RunData, result: ObjectiveResult) -> str:
                      f"{window_list(result.windows, clock)}")
         return text
     if not result.windows:
-        return f"{name} missed its {result.label} SLO over the run: {result.against()}"
+        why = f": {result.reason}" if result.reason else ""
+        return f"{name} missed its {result.label} SLO over the run{why} ({result.against()})"
     worst = max(w.worst for w in result.windows)
-    return (f"{name} missed its {result.label} SLO {window_list(result.windows, clock)}: "
+    text = (f"{name} missed its {result.label} SLO {window_list(result.windows, clock)}: "
             f"{result.label} reached {fmt_objective(obj, worst)} against {target} "
             f"(whole run: {_whole_run(result)})")
+    return text + (f"; {result.reason}" if result.reason else "")
 
 
 def _whole_run(result: ObjectiveResult) -> str:

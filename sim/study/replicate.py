@@ -171,7 +171,9 @@ def judge_service(scenario: Scenario, service: str,
     prefix = f"services.{service}."
 
     def bound(which: str) -> tuple[dict[str, float | None], float | None]:
-        latency = {k: _end(figures.get(f"{prefix}latency_ms.{k}"), which)
+        # SRE semantics (sim.model.slo): percentiles over all requests, the mean over
+        # completed ones
+        latency = {k: _end(figures.get(_latency_path(prefix, k)), which)
                    for k in _LATENCY_KEYS}
         return latency, _end(figures.get(f"{prefix}error_rate"), which)
 
@@ -195,6 +197,11 @@ def judge_service(scenario: Scenario, service: str,
     return out
 
 
+def _latency_path(prefix: str, key: str) -> str:
+    """The figure an objective is judged on: ``latency_ms.mean`` or ``latency_slo_ms.pN``."""
+    return f"{prefix}latency_ms.mean" if key == "mean" else f"{prefix}latency_slo_ms.{key}"
+
+
 def _end(interval: Interval | None, which: str) -> float | None:
     if interval is None:
         return None
@@ -204,7 +211,7 @@ def _end(interval: Interval | None, which: str) -> float | None:
 def _judged_figure(figures: dict[str, Interval | None], prefix: str, mean: float | None,
                    low: float | None, high: float | None) -> Interval | None:
     """The interval whose mean and ends the objective was judged on (None if undefined)."""
-    paths = [f"{prefix}latency_ms.{k}" for k in _LATENCY_KEYS] + [f"{prefix}error_rate"]
+    paths = [_latency_path(prefix, k) for k in _LATENCY_KEYS] + [f"{prefix}error_rate"]
     for path in paths:
         interval = figures.get(path)
         if interval is not None and (interval.mean, interval.low, interval.high) == (

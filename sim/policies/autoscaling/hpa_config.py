@@ -56,6 +56,12 @@ def _k8s_spelling(*names: str) -> Any:
     return BeforeValidator(convert)
 
 
+MIN_TARGET = 0.001
+"""Smallest metric target: the HPA compares whole percents of utilization (0.1% still is one);
+a smaller target only divides by (nearly) zero."""
+MAX_TARGET = 1e9
+
+
 class ScalingPolicy(Strict):
     """One HPA scaling policy: change by at most ``value`` pods (or percent) per ``period_s``."""
 
@@ -89,7 +95,7 @@ class HpaOverride(Strict):
 
     enabled: bool = True
     metric: MetricName | None = None
-    target: float | None = Field(default=None, gt=0)
+    target: float | None = Field(default=None, ge=MIN_TARGET, le=MAX_TARGET)
     tolerance: float | None = Field(default=None, ge=0, lt=1)
     min_replicas: int | None = Field(default=None, ge=0)
     max_replicas: int | None = Field(default=None, ge=1)
@@ -138,7 +144,7 @@ class HpaSettings(Strict):
     and ``predictive``). ``services`` overrides them per service."""
 
     metric: MetricName = "utilization"
-    target: float | None = Field(default=None, gt=0)
+    target: float | None = Field(default=None, ge=MIN_TARGET, le=MAX_TARGET)
     tolerance: float = Field(default=0.1, ge=0, lt=1)
     min_replicas: int = Field(default=1, ge=0)
     max_replicas: int | None = Field(default=None, ge=1)
