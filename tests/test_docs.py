@@ -10,6 +10,7 @@ import select
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -155,16 +156,22 @@ def stop_group(process: subprocess.Popen[str], signum: int = signal.SIGTERM) -> 
 
 def run_script(block: Block, cwd: Path) -> None:
     expected = int(block.argument) if block.kind == "exit" else 0
-    process = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=cwd,
-                               env=sandbox_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        output, _ = process.communicate(timeout=BLOCK_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        stop_group(process, signal.SIGKILL)
-        pytest.fail(f"{block.id}: still running after {BLOCK_TIMEOUT_S:.0f} s")
-    finally:
-        stop_group(process)
+    # Output goes to a file, not a pipe: a server the block left in the background (say,
+    # after a failing command stopped bash before its `kill %1`) must not keep the test
+    # waiting for the pipe to close. The block ends when bash does; its group is stopped.
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as log:
+        process = subprocess.Popen(["bash", "-e", "-o", "pipefail", "-c", block.text], cwd=cwd,
+                                   env=sandbox_env(), stdout=log, stderr=subprocess.STDOUT,
+                                   text=True, start_new_session=True)
+        try:
+            process.wait(timeout=BLOCK_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            stop_group(process, signal.SIGKILL)
+            pytest.fail(f"{block.id}: still running after {BLOCK_TIMEOUT_S:.0f} s")
+        finally:
+            stop_group(process)
+        log.seek(0)
+        output = log.read()
     assert process.returncode == expected, f"{block.id} exited {process.returncode}:\n{output}"
 
 
