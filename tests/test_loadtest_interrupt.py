@@ -233,7 +233,10 @@ def test_ctrl_c_at_any_moment_exits_130_and_leaves_nothing_behind(tmp_path: Path
         if run in finished_first:
             assert not orphans and not shop_listening(run)
             continue
-        if run.exit_code != 130 or orphans or shop_listening(run):
+        # A shell reports a death by SIGINT as $? = 130 too; CPython ends that way, rarely,
+        # when the Ctrl-C lands while it finalizes after the report (what was measured is
+        # written by then, and the orphan and port checks still apply).
+        if run.exit_code not in (130, -signal.SIGINT) or orphans or shop_listening(run):
             problems.append((PHASES[run.phase], run.after_s, run.exit_code, orphans,
                              run.stderr[-300:]))
         if "Traceback" in run.stderr:
