@@ -86,8 +86,18 @@ def with_loadtest_sections(doc: ReportDoc, run: RunData) -> ReportDoc:
         sections.append(sim_section)
     tables = doc.tables if has_pools(run) else tuple(
         t for t in doc.tables if t.anchor != "instances")
+    if problems or interrupted(summary):
+        tables = tuple(_not_judged(t) if t.anchor == "slo" else t for t in tables)
     return replace(doc, headline=headline, met=met, verdict=(*lines, *doc.verdict),
                    sections=(*doc.sections, *sections), tables=tables)
+
+
+def _not_judged(table: Table) -> Table:
+    """The SLO table of a load test whose SLOs the gate did not judge: every result cell
+    reads "not judged", as the verdict says (the measured values stay)."""
+    column = table.header.index("result")
+    rows = tuple((*row[:column], "not judged", *row[column + 1:]) for row in table.rows)
+    return replace(table, rows=rows)
 
 
 def _load_section(run: RunData) -> DocSection:

@@ -139,3 +139,15 @@ def test_peak_is_the_curve_and_the_busiest_tick_is_named_apart(
     curve = runner.invoke(app, ["curve", str(ROOT / "scenarios" / "mmc-check.yaml"), "--out",
                                 str(tmp_path / "curve"), "--json"])
     assert json.loads(curve.stdout)["services"]["browse"]["peak_rps"] == 80.0
+
+
+def test_report_slo_table_of_an_unjudged_load_test_says_not_judged() -> None:
+    from loadtests.report import _not_judged
+    from sim.report import Table
+
+    table = Table("SLO objectives", ("service", "objective", "target", "result"),
+                  (("browse", "p99", "300 ms", "MISSED: 2% of requests failed"),
+                   ("order", "p95", "400 ms", "met")), ("l", "l", "r", "l"), anchor="slo")
+    marked = _not_judged(table)
+    assert [row[3] for row in marked.rows] == ["not judged", "not judged"]
+    assert [row[:3] for row in marked.rows] == [row[:3] for row in table.rows]
