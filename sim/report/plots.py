@@ -34,6 +34,7 @@ from sim.report.plotting import (
     SLO_COLOUR,
     booting_marks,
     clock_axis,
+    count_label,
     latency_axis,
     legend_outside,
     neutral_legend,
@@ -108,8 +109,7 @@ def service_panels(run: RunData, draw: PanelDraw, span_s: float | None = None) -
 def _per_second(ax: Axes) -> None:
     ax.set_ylim(bottom=0)
     # Thousands separators for big rates, but small ones (a few lost attempts/s) keep decimals.
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:,.0f}" if abs(y) >= 100
-                                               else f"{y:.3g}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: count_label(y)))
 
 
 def plot_traffic(run: RunData) -> bytes:

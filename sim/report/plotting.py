@@ -25,6 +25,14 @@ _KNOWN_COLOURS = {"browse": "#1f77b4", "order": "#ff7f0e", "payment": "#2ca02c"}
 _OTHER_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
 
 
+def count_label(value: float) -> str:
+    """An axis label for a count or rate: thousands separators, millions as ``2.5M`` (real
+    11.11 rates would not fit the axis margin), small values with three digits."""
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:,.4g}M"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def service_colour(name: str, all_names: Sequence[str]) -> str:
     """The colour of a service, the same in every plot of every report."""
     if name in _KNOWN_COLOURS:
@@ -120,7 +128,7 @@ def plot_traffic(
             ax.set_yscale("log")
         else:
             ax.set_ylim(bottom=0)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:,.0f}"))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: count_label(y)))
         ax.grid(True, alpha=0.3)
         clock_axis(ax, start_clock_s, span_s=window)
     panels[0][0].legend(loc="upper left", frameon=False)
