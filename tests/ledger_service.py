@@ -17,8 +17,6 @@ that a test can hold a load test's summary against it.
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from loopback_server import serve_in_thread
 
 PRICE_CENTS = 250
 
@@ -114,27 +113,5 @@ def _app(ledger: Ledger) -> web.Application:
 def ledger_service(token: str) -> Iterator[tuple[str, Ledger]]:
     """The service on an ephemeral loopback port, in a thread: (base URL, its counters)."""
     ledger = Ledger(token)
-    ready = threading.Event()
-    state: dict[str, Any] = {}
-
-    async def serve() -> None:
-        runner = web.AppRunner(_app(ledger), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        stop = asyncio.Event()
-        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        state["stop"] = (asyncio.get_running_loop(), stop)
-        ready.set()
-        await stop.wait()
-        await runner.cleanup()
-
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10.0)
-    try:
-        yield str(state["url"]), ledger
-    finally:
-        loop, stop = state["stop"]
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10.0)
+    with serve_in_thread(lambda: _app(ledger)) as url:
+        yield url, ledger

@@ -13,7 +13,6 @@ import asyncio
 import csv
 import json
 import socket
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from loopback_server import serve_in_thread
 from typer.testing import CliRunner
 
 from sim.cli import app
@@ -167,7 +167,6 @@ def test_two_workers_together_send_the_target_rate(tmp_path: Path, runner: CliRu
 def stall_server(stall_at_s: float, stall_s: float) -> Iterator[str]:
     """An HTTP server on loopback that answers /browse/{id} at once, except that everything
     arriving in [first request + stall_at_s, + stall_s) waits until the stall ends."""
-    ready = threading.Event()
     state: dict[str, object] = {}
 
     async def browse(request: web.Request) -> web.Response:
@@ -180,29 +179,13 @@ def stall_server(stall_at_s: float, stall_s: float) -> Iterator[str]:
             await asyncio.sleep(start + stall_s - now)
         return web.json_response({"item_id": request.match_info["item_id"]})
 
-    async def serve() -> None:
+    def make_app() -> web.Application:
         app = web.Application()
         app.router.add_get("/browse/{item_id}", browse)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        stop = asyncio.Event()
-        state["url"] = f"http://127.0.0.1:{runner.addresses[0][1]}"
-        state["stop"] = (asyncio.get_running_loop(), stop)
-        ready.set()
-        await stop.wait()
-        await runner.cleanup()
+        return app
 
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10.0)
-    try:
-        yield str(state["url"])
-    finally:
-        loop, stop = state["stop"]  # type: ignore[misc]
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10.0)
+    with serve_in_thread(make_app) as url:
+        yield url
 
 
 def test_corrected_latency_shows_a_stall_that_raw_latency_hides(tmp_path: Path,

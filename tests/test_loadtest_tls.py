@@ -7,11 +7,9 @@ over TLS in a thread; the pre-run reachability check and the generator's pooled 
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import ipaddress
 import ssl
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from loopback_server import serve_in_thread
 
 from loadtests.hosts import tls_context
 from loadtests.procs import check_reachable
@@ -51,37 +50,18 @@ def _self_signed(directory: Path) -> tuple[Path, Path]:
 
 @contextmanager
 def tls_server(cert: Path, key: Path) -> Iterator[str]:
-    ready = threading.Event()
-    state: dict[str, object] = {}
-
     async def hello(_request: web.Request) -> web.Response:
         return web.json_response({"ok": True})
 
-    async def serve() -> None:
+    def make_app() -> web.Application:
         app = web.Application()
         app.router.add_get("/{tail:.*}", hello)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert, key)
-        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
-        await site.start()
-        stop = asyncio.Event()
-        state["url"] = f"https://127.0.0.1:{runner.addresses[0][1]}"
-        state["stop"] = (asyncio.get_running_loop(), stop)
-        ready.set()
-        await stop.wait()
-        await runner.cleanup()
+        return app
 
-    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
-    thread.start()
-    assert ready.wait(10.0)
-    try:
-        yield str(state["url"])
-    finally:
-        loop, stop = state["stop"]  # type: ignore[misc]
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10.0)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    with serve_in_thread(make_app, context) as url:
+        yield url
 
 
 def test_https_is_verified_unless_told_otherwise(tmp_path: Path) -> None:
