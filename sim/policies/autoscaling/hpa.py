@@ -127,15 +127,15 @@ class HpaController:
             self.reason = f"arrival_rps {value:.4g} / ({cfg.target:g} x {sv.current})"
             if self._within(ratio):
                 return sv.current
-            return _ceil(value / cfg.target)
+            return ceil_replicas(value / cfg.target)
         # Object metric (a latency percentile) with a Value target
         ratio = value / cfg.target
         self.reason = f"{cfg.metric} {value:.4g} / target {cfg.target:g} = {ratio:.3f}"
         if sv.current == 0:
-            return _ceil(ratio)
+            return ceil_replicas(ratio)
         if self._within(ratio):
             return sv.current
-        return _ceil(ratio * sv.ready)
+        return ceil_replicas(ratio * sv.ready)
 
     def _pods_metric(self, sv: ServiceView) -> int | None:
         cfg = self.config
@@ -173,7 +173,7 @@ class HpaController:
         if not scale_up_with_unready and missing == 0:
             if self._within(ratio):
                 return sv.current
-            return _ceil(ratio * ready_count)
+            return ceil_replicas(ratio * ready_count)
         if missing:
             if ratio < 1.0:
                 fill = max(1.0, cfg.target) if is_cpu else cfg.target
@@ -190,7 +190,7 @@ class HpaController:
             or (ratio > 1.0 > new_ratio)
         ):
             return sv.current
-        proposal = _ceil(new_ratio * len(metrics))
+        proposal = ceil_replicas(new_ratio * len(metrics))
         if (new_ratio < 1.0 and proposal > sv.current) or (
             new_ratio > 1.0 and proposal < sv.current
         ):
@@ -313,7 +313,8 @@ class HpaController:
             self.state.down_events.append((t_s, current - desired))
 
 
-def _ceil(x: float) -> int:
+def ceil_replicas(x: float) -> int:
+    """ceil, capped at int32 like upstream's replica counts."""
     if math.isinf(x) or x > _INT32_MAX:
         return _INT32_MAX
     return math.ceil(x)

@@ -39,17 +39,10 @@ from sim.policies.autoscaling.base import (
     ServiceView,
     only_changes,
 )
-from sim.policies.autoscaling.hpa import HpaController
+from sim.policies.autoscaling.hpa import HpaController, ceil_replicas
 from sim.policies.autoscaling.hpa_config import HpaConfig, HpaSettings, MetricName, NonEmpty
 from sim.policies.autoscaling.k8s_common import CronWindow, MetricRule, TargetScaler
 from sim.schema import Duration, Strict
-
-_INT32_MAX = 2**31 - 1
-
-
-def _replicas(x: float) -> int:
-    """ceil, capped at int32 like upstream's replica counts."""
-    return _INT32_MAX if math.isinf(x) or x > _INT32_MAX else math.ceil(x)
 
 
 class MetricScale(Strict):
@@ -188,17 +181,17 @@ class ManifestHpa(HpaController):
         ratio = value / rule.target
         self.reason = f"{rule.metric} {value:.4g} / target {rule.target:g}"
         if sv.current == 0:
-            return _replicas(ratio)
+            return ceil_replicas(ratio)
         if self._within(ratio):
             return sv.current
-        return _replicas(ratio * sv.ready)
+        return ceil_replicas(ratio * sv.ready)
 
     def _average_value(self, total: float, target: float, sv: ServiceView) -> int:
         ratio = total / (target * sv.current) if sv.current else math.inf
         self.reason = f"{total:.4g} / ({target:g} x {sv.current})"
         if self._within(ratio):
             return sv.current
-        return _replicas(total / target)
+        return ceil_replicas(total / target)
 
 
 class KubernetesPolicy(AutoscalingPolicy):
