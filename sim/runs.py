@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sim.engine import CLUSTER_FILE, TIMESERIES_COLUMNS, ProgressFn, RunLimits, simulate
 from sim.errors import PeaksimError
 from sim.model import Scenario, parse_scenario
-from sim.parallel import DoneFn, Where, map_jobs
+from sim.parallel import DoneFn, ResultFn, Where, map_jobs
 from sim.plan import (
     DEFAULT_HEADROOM,
     DEFAULT_MARGIN_S,
@@ -149,17 +149,14 @@ def compare_variants(
     under the comparison directory, and the comparison report."""
     place = place or Where()
     run_seed = scenario.seed if seed is None else seed
-    jobs = [SimJob(scenario, name, run_seed, limits=limits) for name in names]
     out_dir = new_run_dir(scenario.name, out, kind="compare")
     run_dirs = [out_dir / name for name in names]
-
-    def finished(index: int, output: SimOutput) -> None:
-        # written as soon as the variant finishes (Ctrl-C keeps it); its report is drawn here
-        # while the pool simulates the other variants
-        output.write(run_dirs[index])
-        _write_report(run_dirs[index])
-
-    outputs = map_jobs(run_sim_job, jobs, place, on_done, finished)
+    # each variant's report is drawn by the process that simulated it, so a pool draws
+    # reports while other variants still simulate
+    jobs = [placed_job(SimJob(scenario, name, run_seed, limits=limits), run_dir, place,
+                       report=True) for name, run_dir in zip(names, run_dirs, strict=True)]
+    outputs = map_jobs(run_sim_job, jobs, place, on_done,
+                       job_writer(run_dirs, place, report=True))
     report = _write_comparison(out_dir, run_dirs, list(names))
     return CompareOutcome(out_dir, list(names), run_dirs, [o.summary for o in outputs], report)
 
@@ -329,6 +326,11 @@ class SimJob:
     time_scale: float = 1.0
     limits: RunLimits | None = None
     """Run-size limits (``sim.engine.runsize``; None: the defaults)."""
+    write_dir: Path | None = None
+    """Write the run directory here, in the worker, as soon as the run ends (a local pool: the
+    files are written while other workers still simulate); its rows are then not returned."""
+    report: bool = False
+    """With ``write_dir``: also draw the run's report there."""
 
 
 @dataclass(frozen=True)
@@ -358,11 +360,37 @@ def run_sim_job(job: SimJob) -> SimOutput:
                       rate_scale=job.rate_scale, time_scale=job.time_scale, limits=job.limits)
     series = {name: {column: [float(v) for v in s.columns[column]] for column in BAND_COLUMNS}
               for name, s in result.services.items()}
-    return SimOutput(
+    output = SimOutput(
         summary=result.summary(), series=series, tick_s=result.tick_s,
         rows=result.timeseries_rows() if job.rows else None,
         cluster_table=result.cluster_table if job.rows else None,
     )
+    if job.write_dir is None:
+        return output
+    output.write(job.write_dir)
+    if job.report:
+        _write_report(job.write_dir)
+    return replace(output, rows=None, cluster_table=None)
+
+
+def job_writer(run_dirs: Sequence[Path], place: Where, *, report: bool = False) -> ResultFn:
+    """The ``map_jobs`` result callback writing each run directory (and with ``report`` its
+    report) as its job finishes, so that Ctrl-C keeps finished runs. Jobs placed on this
+    machine have written their own (``SimJob.write_dir``); this writes those run elsewhere."""
+
+    def write(index: int, output: SimOutput) -> None:
+        if place.local:
+            return
+        output.write(run_dirs[index])
+        if report:
+            _write_report(run_dirs[index])
+
+    return write
+
+
+def placed_job(job: SimJob, run_dir: Path, place: Where, *, report: bool = False) -> SimJob:
+    """``job`` writing ``run_dir`` itself when it runs on this machine."""
+    return replace(job, write_dir=run_dir, report=report) if place.local else job
 
 
 def reproducible(summary: dict[str, Any]) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sim.errors import PeaksimError
 from sim.model import Scenario
-from sim.parallel import DoneFn, ResultFn, Where, map_jobs
+from sim.parallel import DoneFn, Where, map_jobs
 from sim.runio import atomic_write_json, new_run_dir
-from sim.runs import SimJob, SimOutput, run_sim_job
+from sim.runs import SimJob, SimOutput, job_writer, placed_job, run_sim_job
 from sim.study.replicate import Replicated, replication_seeds, summarise
 
 REPLICATIONS_FILE = "replications.json"
@@ -61,8 +61,10 @@ def run_replications(
     base_seed = scenario.seed if seed is None else seed
     seeds = replication_seeds(base_seed, n)
     run_dir = new_run_dir(scenario.name, out)
-    outputs = map_jobs(run_sim_job, [SimJob(scenario, variant, s) for s in seeds], place,
-                       on_done, _writer([run_dir / f"seed-{s}" for s in seeds]))
+    run_dirs = [run_dir / f"seed-{s}" for s in seeds]
+    jobs = [placed_job(SimJob(scenario, variant, s), d, place)
+            for s, d in zip(seeds, run_dirs, strict=True)]
+    outputs = map_jobs(run_sim_job, jobs, place, on_done, job_writer(run_dirs, place))
     replicated = _summarise(run_dir, scenario, base_seed, seeds, outputs)
     from sim.study.report import write_replicated_report
 
@@ -79,10 +81,12 @@ def compare_replications(
     check_replications(n)
     base_seed = scenario.seed if seed is None else seed
     seeds = replication_seeds(base_seed, n)
-    jobs = [SimJob(scenario, name, s) for name in names for s in seeds]
     out_dir = new_run_dir(scenario.name, out, kind="compare")
-    run_dirs = [out_dir / name / f"seed-{s}" for name in names for s in seeds]
-    outputs = map_jobs(run_sim_job, jobs, place, on_done, _writer(run_dirs))
+    pairs = [(name, s) for name in names for s in seeds]
+    run_dirs = [out_dir / name / f"seed-{s}" for name, s in pairs]
+    jobs = [placed_job(SimJob(scenario, name, s), d, place)
+            for (name, s), d in zip(pairs, run_dirs, strict=True)]
+    outputs = map_jobs(run_sim_job, jobs, place, on_done, job_writer(run_dirs, place))
     variants, per_variant = [], []
     for i, name in enumerate(names):
         mine = outputs[i * n:(i + 1) * n]
@@ -95,14 +99,6 @@ def compare_replications(
     report = write_replicated_report(out_dir, variants, per_variant, list(names))
     return ReplicatedComparison(out_dir, list(names), variants, report)
 
-
-def _writer(run_dirs: Sequence[Path]) -> ResultFn:
-    """Write each replication's run directory as soon as it finishes (Ctrl-C keeps them)."""
-
-    def write(index: int, output: SimOutput) -> None:
-        output.write(run_dirs[index])
-
-    return write
 
 
 def _summarise(run_dir: Path, scenario: Scenario, base_seed: int, seeds: Sequence[int],
