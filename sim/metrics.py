@@ -8,6 +8,7 @@ one slot per time bucket.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,24 @@ def percentile_ms(counts: np.ndarray, q: float) -> float | None:
     rank = max(1, int(math.ceil(q * total - 1e-9)))
     index = int(np.searchsorted(np.cumsum(counts), rank))
     return bin_centre_ms(index)
+
+
+def percentiles_ms(counts: np.ndarray, quantiles: Sequence[float]) -> list[float | None]:
+    """``[percentile_ms(counts, q) for q in quantiles]``, the histogram summed once."""
+    if counts.dtype.kind == "f":
+        weight = float(counts.sum())
+        if weight < 0.5:
+            return [None] * len(quantiles)
+        cumulative = np.cumsum(counts)
+        return [bin_centre_ms(int(np.searchsorted(cumulative, q * weight * (1.0 - 1e-12))))
+                for q in quantiles]
+    total = int(counts.sum())
+    if total == 0:
+        return [None] * len(quantiles)
+    cumulative = np.cumsum(counts)
+    return [bin_centre_ms(int(np.searchsorted(cumulative,
+                                              max(1, int(math.ceil(q * total - 1e-9))))))
+            for q in quantiles]
 
 
 @dataclass(frozen=True)
@@ -157,6 +176,33 @@ def add_overlap(target: np.ndarray, starts_s: np.ndarray, ends_s: np.ndarray, bu
         out += np.cumsum(full)
     top = min(n, low + width)
     target[low:top] += out[: top - low] * weight
+
+
+def interval_overlap_s(start_s: float, end_s: float, bucket_s: float, n_buckets: int,
+                       lo: int, hi: int) -> np.ndarray:
+    """Seconds of the one interval ``[start_s, end_s)`` in each bucket ``lo .. hi-1`` of
+    ``n_buckets`` buckets: ``add_overlap`` for a single interval, the same values without
+    its per-call set-up (the control plane books one interval per event)."""
+    out = np.zeros(hi - lo)
+    horizon = n_buckets * bucket_s
+    s = min(max(start_s, 0.0), horizon)
+    e = min(max(end_s, 0.0), horizon)
+    if not e > s:
+        return out
+    ks = min(int(s / bucket_s), n_buckets - 1)
+    ke = min(int(e / bucket_s), n_buckets)
+    if ks == ke:
+        if lo <= ks < hi:
+            out[ks - lo] = e - s
+        return out
+    if lo <= ks < hi:
+        out[ks - lo] = (ks + 1) * bucket_s - s
+    first, last = max(ks + 1, lo), min(ke, hi)
+    if first < last:
+        out[first - lo:last - lo] = bucket_s
+    if lo <= ke < min(hi, n_buckets):
+        out[ke - lo] = e - ke * bucket_s
+    return out
 
 
 def bucket_overlap_s(

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from sim.cli import app
 from sim.engine import EngineError, choose_engine, scale_fleet, simulate, with_engine
-from sim.engine.fluid_model import wait_law
+from sim.engine.fluid_model import log_wait_bound, wait_law
 from sim.errors import ScenarioError
 from sim.model import load_scenario
 from sim.plan import erlang_c, mmc_mean_response_s
@@ -34,6 +34,20 @@ def test_law_without_patience_is_erlang_c(c: int, rho: float) -> None:
     mean_wait = law.dens_at[0] / law.decay_rps[0] ** 2
     assert mean_wait == pytest.approx(mmc_mean_wait_s(c, lam, mu), rel=1e-6)
     assert law.lost[0] == 0.0
+
+
+@pytest.mark.parametrize("c", [3, 10, 60, 400, 3000])
+def test_calm_bound_is_above_erlang_c(c: int) -> None:
+    # the bound that lets a large pool skip the waiting law never lies below the waiting
+    # share of M/M/c (Erlang C) — including at a ramp, where arrivals exceed the busy servers
+    for rho in np.linspace(0.02, 0.98, 49):
+        for ramp in (1.0, 1.3):
+            load = rho * c
+            bound = log_wait_bound(float(c), load, load * ramp * 2.0, 2.0)
+            worst = erlang_c(c, min(load * ramp, c - 1e-9))
+            assert bound == math.inf or worst <= math.exp(bound) * (1 + 1e-9)
+    # and it is tight enough to matter: a 3,000-worker pool at 70% busy never waits
+    assert c < 3000 or log_wait_bound(3000.0, 2100.0, 4200.0, 2.0) < math.log(1e-50)
 
 
 @pytest.mark.parametrize("rho", [1.2, 2.0])

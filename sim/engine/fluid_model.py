@@ -128,6 +128,20 @@ def wait_law(
                    stretch, shift)
 
 
+def log_wait_bound(servers: float, load: float, lam_rps: float, mu_rps: float) -> float:
+    """An upper bound (natural log) of the share of arrivals that wait, for a pool of
+    ``servers`` whose steps have at most ``load`` Erlangs and ``lam_rps`` arrivals: the
+    waiting share is (lam / (s mu - lam)) P[X = s-1] / P[X <= s-1] for X ~ Poisson(load), and
+    for a = max(load, lam / mu) < s - 1, P[X <= s-1] >= 1/2 and P[X = s-1] <= P[X >= s-1] <=
+    e^-a (e a / (s-1))^(s-1) (Chernoff). +inf where no bound applies. Lets a large pool far
+    below capacity skip the waiting law (its idle share is 1 to within the bound)."""
+    a = max(load, lam_rps / mu_rps) if mu_rps > 0 else math.inf
+    k = servers - 1.0
+    if not (0.0 < a < k):
+        return -math.inf if a == 0.0 and k > 0 else math.inf
+    return (math.log(2.0 * a / (servers - a)) + k - a + k * math.log(a / k))
+
+
 def modified_offered_load(lam_rps: np.ndarray, mean_s: float, dt_s: float,
                           start: float) -> tuple[np.ndarray, float]:
     """Busy servers of the infinite-server queue fed by ``lam_rps`` (one rate per step of

@@ -31,7 +31,13 @@ import math
 import numpy as np
 
 from sim.engine.fluid_latency import FluidHistogram, LatencyKernel, ServiceShape
-from sim.engine.fluid_model import WaitLaw, modified_offered_load, retry_spread, wait_law
+from sim.engine.fluid_model import (
+    WaitLaw,
+    log_wait_bound,
+    modified_offered_load,
+    retry_spread,
+    wait_law,
+)
 from sim.engine.plane import PlaneConfig
 from sim.engine.plane_state import Accounts
 from sim.model import Sampler, Service, TrafficModel
@@ -41,6 +47,10 @@ STEP_TARGET_S = 1.0
 waiting-time law within a step is stationary (queues relax within the timeouts)."""
 _WAIT_NODES = 160
 _NO_PATIENCE_HORIZON_S = 1e4
+_CURVE_CHUNK_STEPS = 4096
+_CALM = 1e-9
+"""A waiting share below this is none: the step is served by the no-wait node alone."""
+_LOG_CALM = math.log(_CALM) - math.log(10.0)
 _RETRY_SWEEPS = 6  # fixed-point sweeps for retries that land in the same batch
 
 
@@ -85,6 +95,8 @@ class FluidPlane:
         self.mol = 0.0
         self.backlog = 0.0
         self.attempts_total = 0.0
+        self._fresh_from = 0
+        self._fresh = np.zeros(0)
 
     # ------------------------------------------------------------------ capacity changes
     def add_instance(self, ready_s: float, workers: int) -> int:
@@ -153,9 +165,7 @@ class FluidPlane:
 
     def _flow(self, k0: int, k1: int) -> None:
         n = k1 - k0
-        dt = self.step_s
-        mid_s = (np.arange(k0, k1) + 0.5) * dt
-        fresh = self.traffic.rates_rps(self.name, mid_s) * dt
+        fresh = self._fresh_arrivals(k0, k1)
         factor = self._factor()
         mean_s = self.shape.mean_s * factor
         per = self._pool()
@@ -178,6 +188,17 @@ class FluidPlane:
         self.mol = float(out["mol"][0])
         self.backlog = float(out["backlog"][0])
         self._book(k0, fresh, levels, out, mean_s)
+
+    def _fresh_arrivals(self, k0: int, k1: int) -> np.ndarray:
+        """Fresh arrivals of steps ``k0 .. k1-1`` (the curve at each step's middle x the
+        step), drawn from the curve a chunk of steps ahead: batches between control events
+        are a few steps long, and the curve costs the same for one step as for thousands."""
+        if not (self._fresh_from <= k0 and k1 <= self._fresh_from + self._fresh.size):
+            end = min(self.n_steps, max(k1, k0 + _CURVE_CHUNK_STEPS))
+            mid_s = (np.arange(k0, end) + 0.5) * self.step_s
+            self._fresh = self.traffic.rates_rps(self.name, mid_s) * self.step_s
+            self._fresh_from = k0
+        return self._fresh[k0 - self._fresh_from:k1 - self._fresh_from]
 
     def _pool(self) -> tuple[float, float, float]:
         """(servers per pool, pools, queue limit per pool) for the ready instances."""
@@ -221,18 +242,14 @@ class FluidPlane:
             load = np.where(congested, np.minimum(load, cap * mean_s), load)
             patience_s = np.where(congested, np.inf, patience_s)  # the fluid does the losing
             shift = wait_s
+        kernel = self._kernel(factor)
+        if not congested.any() and log_wait_bound(servers, float(load.max()), float(lam.max()),
+                                                  mu) < _LOG_CALM:
+            return self._calm(np.ones(n), kernel, factor, last * pools)
         law = wait_law(lam, np.full(n, servers), np.full(n, mu), load, patience_s,
                        self.shape.cs2, shift)
-        kernel = self._kernel(factor)
-        if not congested.any() and float((1.0 - law.idle).max()) < 1e-9:
-            # nobody waits (a large pool well below capacity, most of a real day): only the
-            # no-wait node, whose latencies are the service times
-            idle = law.idle
-            return {"shed": np.zeros(n), "abandoned": np.zeros(n), "masses": idle[:, None],
-                    "late": idle * (1.0 - kernel.done_share[0]),
-                    "done": idle * kernel.done_share[0], "mol": np.asarray([last * pools]),
-                    "backlog": np.asarray([self.backlog]),
-                    "kernel": np.asarray([self._kernel_key(factor)])}
+        if not congested.any() and float((1.0 - law.idle).max()) < _CALM:
+            return self._calm(law.idle, kernel, factor, last * pools)
         masses = self._masses(law)
         lost = np.where(congested, fluid_lost, law.lost)
         if congested.any():
@@ -245,6 +262,16 @@ class FluidPlane:
         return {"shed": shed_share, "abandoned": abandon_share, "masses": masses,
                 "late": late, "done": done, "mol": np.asarray([last * pools]),
                 "backlog": np.asarray([backlog]), "kernel": np.asarray([self._kernel_key(factor)])}
+
+    def _calm(self, idle: np.ndarray, kernel: LatencyKernel, factor: float,
+              mol: float) -> dict[str, np.ndarray]:
+        """Nobody waits (a large pool well below capacity, most of a real day): only the
+        no-wait node, whose latencies are the service times."""
+        n = idle.size
+        return {"shed": np.zeros(n), "abandoned": np.zeros(n), "masses": idle[:, None],
+                "late": idle * (1.0 - kernel.done_share[0]), "done": idle * kernel.done_share[0],
+                "mol": np.asarray([mol]), "backlog": np.asarray([self.backlog]),
+                "kernel": np.asarray([self._kernel_key(factor)])}
 
     def _fluid_queue(self, lam: np.ndarray, rate: float, bound_s: float,
                      start: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim.metrics import HIST_BINS, add_counts, latency_bins, percentile_ms
+from sim.metrics import HIST_BINS, add_counts, latency_bins, percentiles_ms
 
 QUANTILES = (0.50, 0.95, 0.99)
 
@@ -85,10 +85,8 @@ class Accounts:
         for tick in sorted(self._open_ticks):
             if not final and (tick + 1) * tick_s > before_s + 1e-9:
                 continue
-            counts = self._open_ticks.pop(tick)
-            for j, q in enumerate(QUANTILES):
-                value = percentile_ms(counts, q)
-                self.tick_percentiles_ms[tick, j] = np.nan if value is None else value
+            values = percentiles_ms(self._open_ticks.pop(tick), QUANTILES)
+            self.tick_percentiles_ms[tick] = [np.nan if v is None else v for v in values]
 
 
 class InFlight:

@@ -26,7 +26,7 @@ from sim.engine.plane import WAITING_CAP, PlaneConfig
 from sim.engine.result import RunResult
 from sim.engine.runsize import RunLimits, check_run_size, estimate_run
 from sim.engine.runtime import Instance, ServiceRuntime
-from sim.metrics import add_overlap
+from sim.metrics import add_overlap, interval_overlap_s
 from sim.model import Fault, Scenario, TrafficModel, sampler_for
 
 _BATCH_ARRIVALS = 50_000  # arrivals per batch: large enough to amortise numpy overheads
@@ -69,7 +69,6 @@ class Simulation:
         self.events: list[dict[str, Any]] = []
         self.engine = engine
         self._boot_groups: dict[tuple[str, float], list[Instance]] = {}
-        self._scratch = np.zeros(self.n_buckets)
         config = PlaneConfig(self.bucket_s, self.n_buckets, self.tick_s, self.n_ticks, self.seed)
         self.services: dict[str, ServiceRuntime] = {}
         self.cluster: ClusterLink | None = None
@@ -199,15 +198,12 @@ class Simulation:
     def book_capacity(self, rt: ServiceRuntime) -> None:
         now = self.env.now
         if now > rt.last_change_s:
-            # only the ticks the interval touches (a day has 86,400 buckets); the scratch
-            # array is all zeros outside them, so the sums are those of the whole array
+            # only the ticks the interval touches (a day has 86,400 buckets)
             per = self.n_buckets // self.n_ticks
             first = min(int(rt.last_change_s / self.tick_s), self.n_ticks - 1)
             last = min(int(now / self.tick_s) + 1, self.n_ticks)
-            add_overlap(self._scratch, np.asarray([rt.last_change_s]), np.asarray([now]),
-                        self.bucket_s)
-            span = self._scratch[first * per:last * per].copy()
-            self._scratch[first * per:last * per + 2] = 0.0
+            span = interval_overlap_s(rt.last_change_s, now, self.bucket_s, self.n_buckets,
+                                      first * per, last * per)
             rt.plane.acc.capacity_ws[first * per:last * per] += span * rt.ready_workers
             per_tick = span.reshape(last - first, per).sum(axis=1)
             rt.instance_s[first:last] += per_tick * rt.running
