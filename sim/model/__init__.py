@@ -40,6 +40,7 @@ from sim.model.loader import (
 from sim.model.requests_config import (
     ENV_NAME,
     TEMPLATE_FUNCTIONS,
+    TRUSTED,
     LoadTest,
     RequestSpec,
     check_requests,
@@ -75,6 +76,7 @@ __all__ = [
     "read_table",
     "references",
     "template_environment",
+    "TRUSTED",
     "template_strings",
     "AutoscalingSection",
     "BATCH_TASK_COLUMNS",
