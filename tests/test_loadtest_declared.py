@@ -200,3 +200,25 @@ def test_a_rate_profile_becomes_step_traffic_of_those_services_only(tmp_path: Pa
     assert set(data["loadtest"]["requests"]) == {"checkout", "pay"}
     with pytest.raises(LoadTestError, match="profile services basket"):
         profile_scenario(path, {"basket": [(0, 1)]}, 5.0)
+
+
+def test_the_sandbox_still_guards_everything_but_peaksims_own_functions() -> None:
+    from jinja2.exceptions import SecurityError
+
+    from sim.model import template_environment
+
+    env = template_environment()
+    ctx = base_context(TemplateFunctions(random.Random(1)), {}, ())
+    assert len(env.from_string("{{ uuid() }}").render(ctx)) == 36
+    with pytest.raises(SecurityError):
+        env.from_string("{{ items.append(1) }}").render({**ctx, "items": []})
+
+    def alters() -> None:
+        raise AssertionError("the sandbox let a data-altering callable run")
+
+    alters.alters_data = True  # type: ignore[attr-defined]
+    with pytest.raises(SecurityError):
+        env.from_string("{{ f() }}").render({**ctx, "f": alters})
+    # a record from an answer cannot make itself trusted
+    with pytest.raises(SecurityError):
+        env.from_string("{{ r.pop('k') }}").render({**ctx, "r": {"k": 1, "peaksim_trusted": 1}})
