@@ -14,8 +14,9 @@ Both drive the same minimal aiohttp server (``loadtests.bench.server``) on loopb
 Rounds alternate bare and replay so that both see the same background load; the ratio of a
 round is replay rate / bare rate. Each run's CPU time per request in its steady state (the
 generator process's user + system time from ``/proc`` between a third and the end of the run,
-over the requests its measured rate sends in that time; the server excluded) is reported too:
-on a shared machine it varies far less than rates do. With two or more CPUs and one generator
+over the requests its measured rate sends in that time; with ``workers``, the workers' time
+summed; the server excluded) is reported too: on a shared machine it varies far less than
+rates do. With two or more CPUs and one generator
 process, the server and the generator are pinned to different CPUs. ``PEAKSIM_BENCH_KEEP=DIR``
 keeps the runs' files there (each replay's ``on_time.json`` lists its windows' on-time shares).
 """
@@ -125,21 +126,25 @@ def _cpu_s(pid: int) -> float | None:
 
 def _run(command: list[str], log: Path, bound_s: float, cpu: int | None,
          env: dict[str, str] | None = None, steady_s: tuple[float, float] | None = None,
-         ) -> float | None:
+         measured: list[int] | None = None) -> float | None:
     """Run ``command`` to its end (at most ``bound_s``); the CPU seconds it used per wall
-    second between ``steady_s`` = (start, end) seconds after launch, if asked and known."""
+    second between ``steady_s`` = (start, end) seconds after launch, if asked and known —
+    those of the processes ``measured`` instead of its own when given (Locust workers)."""
     with log.open("ab") as handle:
         process = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True,
                                    env=env, **_pin(cpu))
     launched = time.monotonic()
     share = None
+    pids = measured if measured else [process.pid]
     try:
         if steady_s is not None:
             samples = []
             for at in steady_s:
                 time.sleep(max(0.0, launched + at - time.monotonic()))
-                samples.append((time.monotonic(), _cpu_s(process.pid)))
+                cpus = [_cpu_s(pid) for pid in pids]
+                total = None if None in cpus else sum(c for c in cpus if c is not None)
+                samples.append((time.monotonic(), total))
             (t1, c1), (t2, c2) = samples
             if c1 is not None and c2 is not None and t2 > t1:
                 share = (c2 - c1) / (t2 - t1)
@@ -215,7 +220,8 @@ def measure_replay(url: str, rate_rps: float, duration_s: float, workers: int, w
                                          stdin=subprocess.DEVNULL, start_new_session=True,
                                          env=env) for _ in range(workers)]
         try:
-            _run(master, run_dir / "locust.log", bound_s, None, env)
+            share = _run(master, run_dir / "locust.log", bound_s, None, env,
+                         steady_s=_steady(duration_s), measured=[c.pid for c in children])
         finally:
             for child in children:
                 stop(child)
