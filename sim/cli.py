@@ -266,10 +266,11 @@ def run(
             from sim.parallel import where
             from sim.study import run_replicated
 
-            code = run_replicated(console, scenario, replications, where(jobs, cluster),
-                                  seed=seed, out=out, variant=policy, as_json=as_json)
-            if gate and code:
-                raise typer.Exit(code)
+            study = run_replicated(console, scenario, replications, where(jobs, cluster),
+                                   seed=seed, out=out, variant=policy, as_json=as_json)
+            _job_summary(study.markdown)
+            if gate and study.exit_code:
+                raise typer.Exit(study.exit_code)
             return
         with progress_bar(console, f"simulating {scenario.name}", _animate(console)) as bar:
             outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar,
@@ -325,8 +326,9 @@ def compare(
         if replications is not None:
             from sim.study import compare_replicated
 
-            compare_replicated(console, scenario, names, replications, place, seed=seed,
-                               out=out, as_json=as_json)
+            study = compare_replicated(console, scenario, names, replications, place,
+                                       seed=seed, out=out, as_json=as_json)
+            _job_summary(study.markdown)
             return
         label = f"{len(names)} runs on {place.describe()}"
         with progress_bar(console, label, _animate(console)) as bar:
@@ -430,6 +432,9 @@ def sweep(
     seed: Annotated[int | None, typer.Option(min=0, help="Override the scenario's seed.")] = None,
     out: OutOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print sweep.json to stdout.")] = False,
+    gate: Annotated[bool, typer.Option(
+        "--gate", help="Exit 0 when a point holds the SLO, 1 when none does, 3 when none "
+                       "holds with confidence but some are undecided.")] = False,
 ) -> None:
     """Run a grid over scenario values; write sweep.csv/.json/.md and a Pareto plot of cost
     against SLO attainment naming the cheapest point that holds the SLO."""
@@ -458,8 +463,10 @@ def sweep(
         files = write_sweep(outcome, parsed)
         if as_json:
             sys.stdout.write(json.dumps(sweep_json(outcome, parsed), indent=2) + "\n")
-            return
-        print_sweep(console, outcome, parsed, files)
+        else:
+            print_sweep(console, outcome, parsed, files)
+        if gate and outcome.exit_code:
+            raise typer.Exit(outcome.exit_code)
 
 
 def _bench_fluid(as_json: bool) -> None:
@@ -487,8 +494,10 @@ def _bench_fluid(as_json: bool) -> None:
 @app.command()
 def report(
     run_dir: Annotated[Path, typer.Argument(
-        help="Run directory (summary.json + timeseries.csv) or comparison directory.")],
-    gate: Annotated[bool, typer.Option("--gate", help="Exit 1 when any SLO is missed.")] = False,
+        help="Run directory (summary.json + timeseries.csv), comparison directory, or "
+             "replicated run or comparison directory.")],
+    gate: Annotated[bool, typer.Option(
+        "--gate", help="Exit 1 when any SLO is missed (replicated: 0, 1 or 3).")] = False,
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the verdict and the table as JSON.")] = False,
 ) -> None:
@@ -496,7 +505,14 @@ def report(
     with user_errors():
         from loadtests.report import REPORT_EXTENSIONS
         from sim.report import regenerate
+        from sim.study import report_replicated, study_kind
 
+        if study_kind(run_dir) is not None:
+            study = report_replicated(_err() if as_json else _out(), run_dir, as_json=as_json)
+            _job_summary(study.markdown)
+            if gate and study.exit_code:
+                raise typer.Exit(study.exit_code)
+            return
         files = regenerate(run_dir, extensions=REPORT_EXTENSIONS)
     _job_summary(files.markdown)
     table = TextTable.from_table(files.table)

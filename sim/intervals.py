@@ -125,6 +125,17 @@ def combine(decisions: Sequence[Decision]) -> Decision:
     return Decision.PASS
 
 
+def best_of(decisions: Sequence[Decision]) -> Decision:
+    """A gate over alternatives (variants of a comparison, points of a sweep): it passes when
+    any alternative passes; else it is undecided when any is undecided (more replications may
+    still make one pass); else every alternative failed."""
+    if Decision.PASS in decisions:
+        return Decision.PASS
+    if Decision.UNDECIDED in decisions:
+        return Decision.UNDECIDED
+    return Decision.FAIL
+
+
 def fmt_interval(value: Interval | None, fmt: Callable[[float | None], str]) -> str:
     """``mean ± half-width`` with the figure's own formatter for both numbers."""
     if value is None:

@@ -307,9 +307,6 @@ WALL_CLOCK_FIELDS = ("wall_s", "started_at", "sim_requests_per_s")
 """summary.json fields that depend on when and how fast a run ran, not on what it simulated:
 a run's summary is reproducible from scenario, variant and seed with these left aside."""
 
-BAND_COLUMNS = ("offered_rps", "instances_ready", "utilization", "p95_ms", "p99_ms")
-"""Per-tick columns kept for the mean-and-band plots of replicated runs."""
-
 
 @dataclass(frozen=True)
 class SimJob:
@@ -335,12 +332,9 @@ class SimJob:
 
 @dataclass(frozen=True)
 class SimOutput:
-    """What a job found: summary.json's content, and the per-tick data asked for."""
+    """What a job found: summary.json's content, and the per-tick rows asked for."""
 
     summary: dict[str, Any]
-    series: dict[str, dict[str, list[float]]]
-    """Per service, the ``BAND_COLUMNS`` per tick (NaN where a tick had no completions)."""
-    tick_s: float
     rows: list[list[Any]] | None = None
     cluster_table: tuple[list[str], list[list[Any]]] | None = None
 
@@ -358,10 +352,8 @@ def run_sim_job(job: SimJob) -> SimOutput:
     """Run one job (module-level, so that process pools and Dask can ship it)."""
     result = simulate(job.scenario, variant=job.variant, seed=job.seed, instances=job.instances,
                       rate_scale=job.rate_scale, time_scale=job.time_scale, limits=job.limits)
-    series = {name: {column: [float(v) for v in s.columns[column]] for column in BAND_COLUMNS}
-              for name, s in result.services.items()}
     output = SimOutput(
-        summary=result.summary(), series=series, tick_s=result.tick_s,
+        summary=result.summary(),
         rows=result.timeseries_rows() if job.rows else None,
         cluster_table=result.cluster_table if job.rows else None,
     )

@@ -60,6 +60,7 @@ from sim.report.verdict import judge, when
 from sim.report.writer import (
     ReportExtension,
     ReportFiles,
+    rebuild_command,
     regenerate,
     write_comparison_report,
     write_report,
@@ -115,6 +116,7 @@ __all__ = [
     "objective_label",
     "plural",
     "plan_table",
+    "rebuild_command",
     "regenerate",
     "service_colour",
     "service_panels",

@@ -1,6 +1,8 @@
 """Per-tick series of replicated runs as a mean line with a 95% band.
 
-At each tick the band is the Student t interval of the mean over the replications that have a
+The series are read from each replication's timeseries.csv (``sim.report.load_run``), as
+written, so the command that ran the replications and ``peaksim report`` draw the same plot. At
+each tick the band is the Student t interval of the mean over the replications that have a
 value there (a tick without completions has no percentile); with fewer than two values the tick
 shows the mean alone. Several variants overlay in their variant colours.
 """
@@ -14,6 +16,7 @@ from matplotlib.ticker import FixedLocator
 
 from sim.intervals import CONFIDENCE, t_quantile
 from sim.report import (
+    RunData,
     clock_axis,
     clock_ticks,
     latency_axis,
@@ -23,7 +26,6 @@ from sim.report import (
     to_png_aligned,
     variant_colour,
 )
-from sim.runs import SimOutput
 
 PANELS = (("offered_rps", "offered requests/s"), ("instances_ready", "ready instances"),
           ("p99_ms", "p99 per tick"))
@@ -43,11 +45,12 @@ def tick_band(values: np.ndarray, confidence: float = CONFIDENCE
     return mean, mean - half, mean + half
 
 
-def plot_bands(names: Sequence[str], runs: Sequence[Sequence[SimOutput]],
+def plot_bands(names: Sequence[str], runs: Sequence[Sequence[RunData]],
                start_clock_s: float | None, p99_targets_ms: dict[str, float]) -> bytes:
     """One row per service, one column per panel; ``runs[i]`` are the replications of
     variant ``names[i]``."""
-    services = list(runs[0][0].series)
+    services = runs[0][0].services
+    tick_s = runs[0][0].summary.tick_s
     fig, axes = new_grid(len(services), len(PANELS), height_in=2.6)
     fig.set_size_inches(12, 2.6 * len(services))
     for row, service in enumerate(services):
@@ -56,7 +59,7 @@ def plot_bands(names: Sequence[str], runs: Sequence[Sequence[SimOutput]],
             for k, (name, outputs) in enumerate(zip(names, runs, strict=True)):
                 values = np.array([o.series[service][column] for o in outputs], dtype=float)
                 mean, low, high = tick_band(values)
-                t_s = (np.arange(values.shape[1]) + 0.5) * outputs[0].tick_s
+                t_s = (np.arange(values.shape[1]) + 0.5) * tick_s
                 colour = variant_colour(k)
                 ax.plot(t_s, mean, color=colour, lw=1.0, label=name)
                 ax.fill_between(t_s, low, high, color=colour, alpha=0.25, lw=0)
@@ -71,7 +74,7 @@ def plot_bands(names: Sequence[str], runs: Sequence[Sequence[SimOutput]],
                 service_title(ax, service, services)
         if row == 0:
             legend_outside(axes[0, len(PANELS) - 1])
-    span = (0.0, len(runs[0][0].series[services[0]][PANELS[0][0]]) * runs[0][0].tick_s)
+    span = (0.0, len(runs[0][0].series[services[0]][PANELS[0][0]]) * tick_s)
     for ax in axes[-1, :]:
         clock_axis(ax, start_clock_s, span_s=span)
         # three panels side by side: fewer clock labels, or they overlap

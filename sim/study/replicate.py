@@ -15,12 +15,13 @@ Every numeric figure of the summaries (per service, cost, cluster) becomes an ``
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from sim.errors import RunDirError
 from sim.intervals import (
     CONFIDENCE,
     EXIT_CODES,
@@ -31,7 +32,8 @@ from sim.intervals import (
     replications_to_decide,
     t_interval,
 )
-from sim.model import Scenario, evaluate_slo
+from sim.model import Objectives, Scenario, evaluate_slo
+from sim.units import parse_clock_s
 
 _SKIPPED = frozenset({"slo", "slo_met", "events"})
 """Summary keys that are verdicts or logs, not figures to average."""
@@ -67,6 +69,42 @@ def figures_of(summary: dict[str, Any]) -> dict[str, float | None]:
 
 
 @dataclass(frozen=True)
+class ScenarioFacts:
+    """What a study needs of its scenario: its name, its file, the SLO objectives per service
+    and the wall clock of t=0 (seconds after midnight, None without one).
+
+    Built from the scenario when the runs are started, or from a replication's summary.json
+    (which records the same facts) when ``peaksim report`` rebuilds a replicated report: both
+    give the same judgement, so the rebuilt report equals the written one.
+    """
+
+    name: str
+    source: str
+    slo: Mapping[str, Objectives]
+    start_clock_s: float | None
+
+    @classmethod
+    def of(cls, scenario: Scenario | ScenarioFacts) -> ScenarioFacts:
+        if isinstance(scenario, ScenarioFacts):
+            return scenario
+        return cls(scenario.name, scenario.source, dict(scenario.slo), scenario.start_clock_s)
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any], where: str) -> ScenarioFacts:
+        """The facts a summary.json records (``where`` names the file in errors)."""
+        try:
+            slo = {name: Objectives(**{key: float(objective["target"])
+                                       for key, objective in service["slo"].items()})
+                   for name, service in summary["services"].items() if service.get("slo")}
+            clock = summary.get("start_clock")
+            return cls(str(summary["scenario"]), str(summary.get("scenario_file") or ""), slo,
+                       parse_clock_s(clock) if clock else None)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RunDirError(f"{where}: expected services with their slo targets, the "
+                              f"scenario and its start_clock ({exc})") from None
+
+
+@dataclass(frozen=True)
 class ObjectiveVerdict:
     """One SLO objective of one service judged on its interval."""
 
@@ -88,7 +126,7 @@ class ObjectiveVerdict:
 class Replicated:
     """N replications of one scenario and variant, summarised."""
 
-    scenario: Scenario
+    scenario: ScenarioFacts
     policy: str
     base_seed: int
     seeds: tuple[int, ...]
@@ -150,19 +188,20 @@ class Replicated:
         }
 
 
-def summarise(scenario: Scenario, base_seed: int, seeds: Sequence[int],
+def summarise(scenario: Scenario | ScenarioFacts, base_seed: int, seeds: Sequence[int],
               summaries: Sequence[dict[str, Any]]) -> Replicated:
     """Intervals of every figure and the SLO decisions of ``summaries`` (one per seed)."""
+    facts = ScenarioFacts.of(scenario)
     per_run = [figures_of(s) for s in summaries]
     paths = list(per_run[0])
     figures = {p: t_interval([f.get(p) for f in per_run]) for p in paths}
     verdicts = tuple(v for name in summaries[0]["services"]
-                     for v in judge_service(scenario, name, figures))
-    return Replicated(scenario, str(summaries[0]["policy"]), base_seed, tuple(seeds),
+                     for v in judge_service(facts, name, figures))
+    return Replicated(facts, str(summaries[0]["policy"]), base_seed, tuple(seeds),
                       tuple(summaries), figures, verdicts)
 
 
-def judge_service(scenario: Scenario, service: str,
+def judge_service(scenario: Scenario | ScenarioFacts, service: str,
                   figures: dict[str, Interval | None]) -> list[ObjectiveVerdict]:
     """Each objective of ``service`` judged at both ends of its figures' intervals."""
     objectives = scenario.slo.get(service)
@@ -195,6 +234,14 @@ def judge_service(scenario: Scenario, service: str,
                   if decision is Decision.UNDECIDED and interval is not None else None)
         out.append(ObjectiveVerdict(service, name, judged["target"], interval, decision, needed))
     return out
+
+
+def objective_figure(objective: str) -> str:
+    """The figure of a service (dotted path) an objective is judged on: ``error_rate``,
+    ``latency_ms.mean`` for ``mean_ms``, ``latency_slo_ms.pN`` for ``pN_ms``."""
+    if objective == "error_rate":
+        return objective
+    return _latency_path("", objective.removesuffix("_ms"))
 
 
 def _latency_path(prefix: str, key: str) -> str:

@@ -2,9 +2,11 @@
 
 A replicated run directory holds one sub-directory per seed (``seed-<seed>/``: summary.json and
 timeseries.csv, a run directory of its own that ``peaksim report`` turns into a report) and,
-at its top, ``replications.json`` (every figure as mean and interval, the gate), the band plot
-and ``report.html``/``report.md``. A replicated comparison holds one such directory per variant
-and ``differences.json`` (the paired differences between variants) beside them.
+at its top, ``replications.json`` (every figure as mean and interval, the gate), the band plot,
+``junit.xml`` and ``report.html``/``report.md``. A replicated comparison holds one such
+directory per variant and, beside them, ``differences.json`` (the paired differences between
+variants, and the variants' names and directories from which ``peaksim report`` rebuilds the
+comparison) and the comparison's report.
 """
 
 from __future__ import annotations
@@ -12,13 +14,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sim.errors import PeaksimError
 from sim.model import Scenario
 from sim.parallel import DoneFn, Where, map_jobs
+from sim.report import load_run
 from sim.runio import atomic_write_json, new_run_dir
 from sim.runs import SimJob, SimOutput, job_writer, placed_job, run_sim_job
 from sim.study.replicate import Replicated, replication_seeds, summarise
+
+if TYPE_CHECKING:
+    from sim.study.report import ReplicatedFiles
 
 REPLICATIONS_FILE = "replications.json"
 DIFFERENCES_FILE = "differences.json"
@@ -31,7 +38,11 @@ class ReplicatedOutcome:
 
     run_dir: Path
     replicated: Replicated
-    report_html: Path
+    report: ReplicatedFiles
+
+    @property
+    def report_html(self) -> Path:
+        return self.report.html
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,11 @@ class ReplicatedComparison:
     out_dir: Path
     names: list[str]
     variants: list[Replicated]
-    report_html: Path
+    report: ReplicatedFiles
+
+    @property
+    def report_html(self) -> Path:
+        return self.report.html
 
 
 def check_replications(n: int) -> None:
@@ -68,8 +83,9 @@ def run_replications(
     replicated = _summarise(run_dir, scenario, base_seed, seeds, outputs)
     from sim.study.report import write_replicated_report
 
+    runs = [[load_run(d) for d in run_dirs]]
     return ReplicatedOutcome(run_dir, replicated,
-                             write_replicated_report(run_dir, [replicated], [outputs]))
+                             write_replicated_report(run_dir, [replicated], runs))
 
 
 def compare_replications(
@@ -87,18 +103,17 @@ def compare_replications(
     jobs = [placed_job(SimJob(scenario, name, s), d, place)
             for (name, s), d in zip(pairs, run_dirs, strict=True)]
     outputs = map_jobs(run_sim_job, jobs, place, on_done, job_writer(run_dirs, place))
-    variants, per_variant = [], []
-    for i, name in enumerate(names):
-        mine = outputs[i * n:(i + 1) * n]
-        variants.append(_summarise(out_dir / name, scenario, base_seed, seeds, mine))
-        per_variant.append(mine)
+    variants = [_summarise(out_dir / name, scenario, base_seed, seeds,
+                           outputs[i * n:(i + 1) * n]) for i, name in enumerate(names)]
     from sim.study.compare import differences_json
     from sim.study.report import write_replicated_report
 
-    atomic_write_json(out_dir / DIFFERENCES_FILE, differences_json(list(names), variants))
-    report = write_replicated_report(out_dir, variants, per_variant, list(names))
+    listing = differences_json(list(names), variants)
+    listing["variants"] = [{"name": name, "run_dir": name} for name in names]
+    atomic_write_json(out_dir / DIFFERENCES_FILE, listing)
+    runs = [[load_run(d) for d in run_dirs[i * n:(i + 1) * n]] for i in range(len(names))]
+    report = write_replicated_report(out_dir, variants, runs, list(names))
     return ReplicatedComparison(out_dir, list(names), variants, report)
-
 
 
 def _summarise(run_dir: Path, scenario: Scenario, base_seed: int, seeds: Sequence[int],

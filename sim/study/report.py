@@ -1,14 +1,19 @@
-"""The report of replicated runs (one variant, or a comparison): report.html and report.md.
+"""The report of replicated runs (one variant, or a comparison): report.html, report.md,
+bands.png and junit.xml.
 
-It says what one run's report says, with every figure as ``mean ± half-width`` of its 95%
-interval, each SLO objective decided on the interval (met / missed with confidence, or
-undecided with the replications likely to decide it), the per-tick series as mean and band,
-and for a comparison the differences between variants that are significant (paired by seed).
+The report is drawn from the replications as their run directories hold them (summary.json,
+timeseries.csv), so ``peaksim report`` rebuilds the same files from the directory alone
+(sim/study/rebuild.py). It says what one run's report says, with every figure as
+``mean ± half-width`` of its 95% interval, each SLO objective decided on the interval (met /
+missed with confidence, or undecided with the replications likely to decide it), the per-tick
+series as mean and band, and for a comparison the differences between variants that are
+significant (paired by seed).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sim.intervals import METHOD, Decision, Interval, combine, fmt_interval
@@ -17,6 +22,7 @@ from sim.report import (
     MISSED,
     ReportDoc,
     ReportFigure,
+    RunData,
     Table,
     VerdictLine,
     fmt_count,
@@ -25,32 +31,56 @@ from sim.report import (
     fmt_objective,
     fmt_pct,
     objective_label,
+    rebuild_command,
     render_html,
     render_markdown,
 )
 from sim.runio import atomic_write_bytes, atomic_write_text
-from sim.runs import SimOutput
 from sim.study.bands import plot_bands
 from sim.study.compare import Difference, differences
+from sim.study.junit import comparison_suites, render_replicated_junit, run_suite
 from sim.study.replicate import Replicated
 
 BANDS_FILE = "bands.png"
+HTML_FILE = "report.html"
+MARKDOWN_FILE = "report.md"
+JUNIT_FILE = "junit.xml"
 UNDECIDED = "undecided"
 _CELL = {Decision.PASS: MET, Decision.FAIL: MISSED, Decision.UNDECIDED: UNDECIDED}
 _OK = {Decision.PASS: True, Decision.FAIL: False, Decision.UNDECIDED: None}
 
 
+@dataclass(frozen=True)
+class ReplicatedFiles:
+    """What a replicated report wrote, and its headline and verdict lines."""
+
+    html: Path
+    markdown: Path
+    junit: Path
+    doc: ReportDoc
+
+
 def write_replicated_report(out_dir: Path, variants: Sequence[Replicated],
-                            runs: Sequence[Sequence[SimOutput]],
-                            names: Sequence[str] | None = None) -> Path:
-    """Write bands.png, report.md and report.html (last) into ``out_dir``; return the html."""
-    doc = replicated_doc(variants, runs, names)
+                            runs: Sequence[Sequence[RunData]],
+                            names: Sequence[str] | None = None) -> ReplicatedFiles:
+    """Write bands.png, junit.xml, report.md and report.html (last) into ``out_dir``.
+
+    ``runs[i]`` are the replications of ``variants[i]`` as read from their run directories
+    (``sim.report.load_run``), in seed order; ``names`` (a comparison) labels the variants,
+    whose directories are those runs' parents.
+    """
+    doc = replicated_doc(variants, runs, names, rebuild_command(out_dir))
     for figure in doc.figures:
         atomic_write_bytes(out_dir / figure.filename, figure.png)
-    atomic_write_text(out_dir / "report.md", render_markdown(doc))
-    html = out_dir / "report.html"
-    atomic_write_text(html, render_html(doc))
-    return html
+    suites = ([run_suite(variants[0])] if names is None else
+              comparison_suites(names, variants, [r[0].run_dir.parent for r in runs], out_dir))
+    files = ReplicatedFiles(out_dir / HTML_FILE, out_dir / MARKDOWN_FILE, out_dir / JUNIT_FILE,
+                            doc)
+    atomic_write_text(files.junit, render_replicated_junit(suites))
+    atomic_write_text(files.markdown, render_markdown(doc))
+    # The HTML last: its presence means the whole report is there.
+    atomic_write_text(files.html, render_html(doc))
+    return files
 
 
 def headline(decision: Decision, needed: int | None, n: int) -> str:
@@ -92,9 +122,10 @@ def _mean_cost(v: Replicated) -> float:
     return interval.mean if interval is not None else float("inf")
 
 
-def replicated_doc(variants: Sequence[Replicated], runs: Sequence[Sequence[SimOutput]],
-                   names: Sequence[str] | None = None) -> ReportDoc:
-    """The format-neutral document of the report."""
+def replicated_doc(variants: Sequence[Replicated], runs: Sequence[Sequence[RunData]],
+                   names: Sequence[str] | None = None, rebuild: str = "") -> ReportDoc:
+    """The format-neutral document of the report (``rebuild``: the command that rebuilds
+    it, for the footer)."""
     names = list(names) if names is not None else [v.policy for v in variants]
     first = variants[0]
     n = len(first.seeds)
@@ -127,7 +158,8 @@ def replicated_doc(variants: Sequence[Replicated], runs: Sequence[Sequence[SimOu
                ("method", f"{METHOD}; variants share the seeds (common random numbers)")),
         figures=(bands,), tables=tuple(tables),
         footer="Each replication is a run directory (seed-<seed>/) that 'peaksim report' "
-               "turns into a full report; 'peaksim run --seed <seed>' reproduces it.")
+               "turns into a full report; 'peaksim run --seed <seed>' reproduces it."
+               + (f" To rebuild this report, run: {rebuild}" if rebuild else ""))
 
 
 def verdict_lines(label: str, v: Replicated) -> list[VerdictLine]:

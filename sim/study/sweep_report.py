@@ -87,6 +87,8 @@ def sweep_json(outcome: SweepOutcome, settings: Sequence[Setting]) -> dict[str, 
         "cheapest_holding": (None if cheapest is None else
                              outcome.points[cheapest].point.index),
         "pareto": [outcome.points[i].point.index for i in outcome.pareto],
+        "gate": {"decision": str(outcome.decision), "exit_code": outcome.exit_code,
+                 "undecided": [outcome.points[i].point.index for i in outcome.undecided()]},
         "points": [{"point": p.point.index, "values": p.point.values,
                     "decision": str(p.replicated.decision),
                     "slo_attainment": round(p.attainment, 6),
@@ -121,20 +123,40 @@ def sweep_table(outcome: SweepOutcome, settings: Sequence[Setting]) -> Table:
                  note="attainment: share of runs in which every service held its SLO.")
 
 
-def cheapest_sentence(outcome: SweepOutcome) -> str:
-    """Names the cheapest point that holds the SLO (or says that none does)."""
+_NAMED = 3
+"""Undecided points a verdict names (the cheapest ones)."""
+
+
+def sweep_verdict(outcome: SweepOutcome) -> str:
+    """The sweep's verdict: the cheapest point that holds the SLO and how many hold; else that
+    none does, and which undecided points more replications might decide."""
     confidence = " with 95% confidence" if len(outcome.seeds) > 1 else ""
-    if outcome.cheapest is None:
-        return f"No point held the SLO{confidence}."
-    p = outcome.points[outcome.cheapest]
-    return (f"Cheapest point that holds the SLO{confidence}: point {p.point.index} "
-            f"({p.point.label}), cost "
-            f"{fmt_interval(p.replicated.figure('cost.total'), fmt_dollars)}.")
+    total = len(outcome.points)
+    if outcome.cheapest is not None:
+        p = outcome.points[outcome.cheapest]
+        held = sum(1 for q in outcome.points if q.holds)
+        return (f"Cheapest point that holds the SLO{confidence}: point {p.point.index} "
+                f"({p.point.label}), cost "
+                f"{fmt_interval(p.replicated.figure('cost.total'), fmt_dollars)}; {held} of "
+                f"{total} points hold.")
+    undecided = outcome.undecided()
+    if not undecided:
+        return f"No point held the SLO{confidence}: all {total} missed an objective."
+    named = []
+    for i in undecided[:_NAMED]:
+        p = outcome.points[i]
+        needed = p.replicated.replications_needed
+        more = (f"about {needed} replications would likely decide it" if needed is not None
+                else "a mean sits on its target")
+        named.append(f"point {p.point.index} ({p.point.label}; {more})")
+    rest = len(undecided) - len(named)
+    return (f"No point held the SLO{confidence}; {len(undecided)} of {total} undecided: "
+            + ", ".join(named) + (f" and {rest} more" if rest else "") + ".")
 
 
 def sweep_markdown(outcome: SweepOutcome, settings: Sequence[Setting]) -> str:
     """sweep.md: the sentence naming the cheapest holding point, the table, the plot's name."""
-    return "\n".join([f"# {sweep_table(outcome, settings).title}", "", cheapest_sentence(outcome),
+    return "\n".join([f"# {sweep_table(outcome, settings).title}", "", sweep_verdict(outcome),
                       "", render_md_table(sweep_table(outcome, settings)), "",
                       "Cost against SLO attainment, Pareto front: `pareto.png`.", ""])
 

@@ -3,7 +3,10 @@
 A point *holds* the SLO when every objective is met with 95% confidence over its replications
 (with one run per point: when it was met in that run). Its *SLO attainment* is the share of
 its replications in which every service held every objective. The Pareto front is the set of
-points that no other point beats on both cost (lower) and attainment (higher).
+points that no other point beats on both cost (lower) and attainment (higher). The sweep's
+gate takes the points as alternatives: it passes when at least one point holds, is undecided
+when none holds but some point's intervals straddle a target, and fails when every point
+missed with confidence.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.intervals import Decision
+from sim.intervals import EXIT_CODES, Decision, best_of
 from sim.parallel import DoneFn, Where, map_jobs
 from sim.runio import new_run_dir
 from sim.runs import SimJob, run_sim_job
@@ -51,6 +54,22 @@ class SweepOutcome:
     seeds: tuple[int, ...]
     pareto: list[int]
     cheapest: int | None
+
+    @property
+    def decision(self) -> Decision:
+        """The gate over the points (``sim.intervals.best_of``)."""
+        return best_of([p.replicated.decision for p in self.points])
+
+    @property
+    def exit_code(self) -> int:
+        """0 a point holds the SLO, 1 none does, 3 none holds but some are undecided."""
+        return EXIT_CODES[self.decision]
+
+    def undecided(self) -> list[int]:
+        """Indexes (into ``points``) of the undecided points, cheapest first."""
+        mine = [i for i, p in enumerate(self.points)
+                if p.replicated.decision is Decision.UNDECIDED]
+        return sorted(mine, key=lambda i: (self.points[i].cost, i))
 
 
 def run_sweep(
