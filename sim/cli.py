@@ -1,8 +1,8 @@
 """The ``peaksim`` command line: thin typer commands over the domain modules.
 
 This is the only module that imports typer and the only place where domain errors become exit
-codes: 0 ok, 1 an SLO gate failed, 2 bad input or usage, 3 a gate on replications is undecided
-(an interval straddles its target), 130 interrupted.
+codes: 0 ok, 1 an SLO gate failed, 2 bad input or usage, 3 a gate on replications or a sweep
+is undecided (an interval straddles its target), 130 interrupted.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from sim.intervals import METHOD, Interval, fmt_interval
-from sim.report import Table, fmt_ms, fmt_pct, new_figure, render_md_table, to_png
+from sim.report import Table, fmt_ms, fmt_pct, new_figure, plural, render_md_table, to_png
 from sim.runio import atomic_write_bytes, atomic_write_csv, atomic_write_json, atomic_write_text
 from sim.study.report import fmt_dollars
 from sim.study.sweep import Setting
@@ -115,7 +115,8 @@ def sweep_table(outcome: SweepOutcome, settings: Sequence[Setting]) -> Table:
     header = ("point", *(s.path for s in settings), "SLO", "attainment", "cost",
               *(f"{s} p99" for s in services), *(f"{s} errors" for s in services), "")
     n = len(outcome.seeds)
-    title = (f"sweep of {outcome.points[0].point.scenario.name}: {len(outcome.points)} points"
+    title = (f"sweep of {outcome.points[0].point.scenario.name}: "
+             f"{plural(len(outcome.points), 'point')}"
              + (f" x {n} replications (mean ± 95% half-width)" if n > 1 else ", one run each"))
     return Table(title, header, tuple(rows),
                  ("r", *("l" for _ in settings), "l", "r", "r", *("r" for _ in services),
@@ -141,7 +142,8 @@ def sweep_verdict(outcome: SweepOutcome) -> str:
                 f"{total} points hold.")
     undecided = outcome.undecided()
     if not undecided:
-        return f"No point held the SLO{confidence}: all {total} missed an objective."
+        which = "the one point" if total == 1 else f"all {total} points"
+        return f"No point held the SLO{confidence}: {which} missed an objective."
     named = []
     for i in undecided[:_NAMED]:
         p = outcome.points[i]
