@@ -10,6 +10,7 @@ import pytest
 from sim.intervals import (
     Decision,
     Interval,
+    best_of,
     combine,
     fmt_interval,
     prediction_interval,
@@ -70,6 +71,13 @@ def test_combine_fail_beats_undecided_beats_pass() -> None:
     assert combine([Decision.PASS, Decision.UNDECIDED, Decision.FAIL]) is Decision.FAIL
     assert combine([Decision.PASS, Decision.UNDECIDED]) is Decision.UNDECIDED
     assert combine([Decision.PASS, Decision.PASS]) is Decision.PASS
+
+
+def test_best_of_alternatives_pass_beats_undecided_beats_fail() -> None:
+    # a sweep or comparison holds when one alternative holds, whatever the others did
+    assert best_of([Decision.FAIL, Decision.UNDECIDED, Decision.PASS]) is Decision.PASS
+    assert best_of([Decision.FAIL, Decision.UNDECIDED]) is Decision.UNDECIDED
+    assert best_of([Decision.FAIL, Decision.FAIL]) is Decision.FAIL
 
 
 def test_interval_formatting_uses_the_figures_formatter() -> None:

@@ -94,11 +94,15 @@ def test_junit_of_a_replicated_run(runner: CliRunner, tmp_path: Path, target_ms:
 def test_replicated_junit_keeps_the_single_run_names(runner: CliRunner, tmp_path: Path) -> None:
     scenario = write(tmp_path, mmc_yaml(2 * P99_MS))
     single, replicated = tmp_path / "one", tmp_path / "many"
+    job_summary = tmp_path / "step-summary.md"
     assert runner.invoke(app, ["run", str(scenario), "--out", str(single)]).exit_code == 0
     assert runner.invoke(app, ["run", str(scenario), "--replications", "2", "--jobs", "1",
-                               "--out", str(replicated)]).exit_code == 0
+                               "--out", str(replicated)],
+                         env={"GITHUB_STEP_SUMMARY": str(job_summary)}).exit_code == 0
     assert names_of(read_junit(replicated / "junit.xml")) == \
         names_of(read_junit(single / "junit.xml")) == {("peaksim.mmc", "browse", "p99_ms")}
+    # in CI the replicated report.md goes to the job summary, as a single run's does
+    assert job_summary.read_text() == (replicated / "report.md").read_text()
 
 
 def test_report_rebuilds_a_replicated_run_as_written(runner: CliRunner, tmp_path: Path) -> None:
@@ -118,7 +122,13 @@ def test_report_rebuilds_a_replicated_run_as_written(runner: CliRunner, tmp_path
         assert (out / name).read_bytes() == written[name], name
     as_json = json.loads(runner.invoke(app, ["report", str(out), "--json"]).stdout)
     assert as_json["decision"] == "undecided" and as_json["exit_code"] == 3
-    # a replication gone: one line naming its file, exit 2
+    # a corrupt listing, then a replication gone: one line naming the file, exit 2
+    listing = out / "replications.json"
+    kept = listing.read_text()
+    listing.write_text('{"seeds": "many"}')
+    corrupt = runner.invoke(app, ["report", str(out)])
+    assert corrupt.exit_code == 2 and corrupt.output.startswith(f"error: {listing}: expected")
+    listing.write_text(kept)
     shutil.rmtree(next(out.glob("seed-*")))
     broken = runner.invoke(app, ["report", str(out)])
     assert broken.exit_code == 2

@@ -127,8 +127,8 @@ def _print_run(console: Console, rep: Replicated, files: ReplicatedFiles) -> Non
     show_table(console, model_table(figures_table([rep.policy], [rep])))
     for line in verdict_lines("", rep):
         console.print(f"  - {line.text}", markup=False)
-    gate_line(console, str(rep.decision), headline(rep.decision, rep.replications_needed, n))
     console.print(f"report: {files.html}", markup=False)
+    gate_line(console, str(rep.decision), headline(rep.decision, rep.replications_needed, n))
 
 
 def _print_comparison(console: Console, names: Sequence[str], variants: Sequence[Replicated],
