@@ -805,7 +805,8 @@ def plan(
                                  f"{data['wall_s']:.1f} s; report:",
                         outcome.report_html or outcome.run_dir)
             _print_headline(console, outcome.plan.held, data["verdict"])
-        if replications is not None:
+        planned = any(s.recommended is not None for s in outcome.plan.services)
+        if replications is not None and planned:  # nothing to confirm: the plan failed
             from sim.parallel import where
             from sim.study import confirm_plan_on_intervals
 

@@ -233,3 +233,22 @@ def test_sweep_gate_is_undecided_when_the_best_point_straddles(runner: CliRunner
     needed = data["points"][1]["result"]["gate"]["replications_needed"]
     assert needed is None or f"about {needed} replications would likely decide it" in \
         output.replace("\n", " ")
+
+
+@pytest.mark.parametrize(("target_ms", "most"), [(P99_MS, 4), (0.9 * P99_MS, 1)])
+def test_a_replicated_plan_gives_ci_the_junit_its_exit_code_was_decided_on(
+        runner: CliRunner, tmp_path: Path, target_ms: float, most: int) -> None:
+    # at most one instance and a target below its p99: no count holds, the plan fails (1)
+    scenario = write(tmp_path, mmc_yaml(target_ms).replace(
+        "instances: {min: 1, max: 4}", f"instances: {{min: 1, max: {most}}}"))
+    out = tmp_path / "plan"
+    result = runner.invoke(app, ["plan", str(scenario), "--replications", "3", "--jobs", "1",
+                                 "--out", str(out)])
+    assert result.exit_code in ((0, 3) if most > 1 else (1,)), result.output
+    root = read_junit(out / "junit.xml")
+    failures, errors = int(root.get("failures")), int(root.get("errors"))
+    # the file agrees with the exit code: never a green junit.xml beside a red or undecided plan
+    assert (failures, errors) == (0, 0) if result.exit_code == 0 else (failures + errors) > 0
+    if result.exit_code == 3:
+        assert failures == 0 and errors > 0
+    assert names_of(root) == {("peaksim.mmc", "browse", "p99_ms")}

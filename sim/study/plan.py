@@ -15,10 +15,12 @@ from sim.errors import PeaksimError
 from sim.model import Scenario
 from sim.parallel import DoneFn, Where, map_jobs
 from sim.plan import Plan
-from sim.runio import atomic_write_json
+from sim.runio import atomic_write_json, atomic_write_text
 from sim.runs import SimJob, run_sim_job
+from sim.study.junit import render_replicated_junit, run_suite
 from sim.study.replicate import Replicated, replication_seeds, summarise
 from sim.study.replicated import REPLICATIONS_FILE, check_replications
+from sim.study.report import JUNIT_FILE
 
 CONFIRM_DIR = "replications"
 
@@ -46,4 +48,7 @@ def confirm_plan(
                        lambda i, output: output.write(dirs[i]))
     replicated = summarise(scenario, base_seed, seeds, [o.summary for o in outputs])
     atomic_write_json(run_dir / REPLICATIONS_FILE, replicated.to_json())
+    # the plan's exit code is decided on the intervals: so is the junit.xml CI reads (the
+    # single confirming run's file could pass what the intervals leave undecided)
+    atomic_write_text(run_dir / JUNIT_FILE, render_replicated_junit([run_suite(replicated)]))
     return replicated
