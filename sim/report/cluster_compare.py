@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.ticker import PercentFormatter
 
 from sim.report.cluster import batch_phrase, machines_phrase
 from sim.report.cluster_data import (
@@ -43,8 +42,12 @@ from sim.report.plotting import (
     to_png_aligned,
     variant_colour,
     variant_style,
+    y_percent,
 )
 from sim.report.tables import status
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 COST_TIE = 0.005
 """Costs closer than half a cent are the same cost (they print the same)."""
@@ -310,7 +313,7 @@ def _cpu_overlay(variants: list[ClusterVariant]) -> bytes:
     ax.set_title("CPU utilization of the ready nodes (1-minute moving mean)", loc="left")
     ax.set_ylabel("CPU utilization")
     ax.set_ylim(0, 105)
-    ax.yaxis.set_major_formatter(PercentFormatter(100))
+    y_percent(ax)
     legend_outside(ax)
     _finish(variants, axes)
     return to_png_aligned(fig)

@@ -8,9 +8,9 @@ amber, idle grey and losses red (``sim.report.plotting``), so the four figures r
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, MaxNLocator, PercentFormatter
 
 from sim.report.cluster_data import (
     SECONDS_PER_HOUR,
@@ -30,7 +30,12 @@ from sim.report.plotting import (
     legend_outside,
     new_figure,
     to_png_aligned,
+    y_labels,
+    y_percent,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 def has_cluster(run: RunData) -> bool:
@@ -58,9 +63,11 @@ def _span(run: RunData) -> tuple[float, float]:
 
 def _counts(ax: Axes) -> None:
     """Whole numbers on the y axis (nodes, containers), never below zero."""
+    from matplotlib.ticker import MaxNLocator  # the axes exist: matplotlib is imported
+
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: f"{y:,.0f}"))
+    y_labels(ax, lambda y: f"{y:,.0f}")
 
 
 def plot_cluster_cores(run: RunData) -> bytes:
@@ -149,7 +156,7 @@ def plot_cluster_utilization(run: RunData) -> bytes:
     ax.set_title("busy cores over the cores of the ready nodes", loc="left")
     ax.set_ylabel("CPU utilization")
     ax.set_ylim(0, 105)
-    ax.yaxis.set_major_formatter(PercentFormatter(100))
+    y_percent(ax)
     legend_outside(ax)
     finish_time_axes(axes, run.start_clock_s, _span(run))
     return to_png_aligned(fig)

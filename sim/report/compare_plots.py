@@ -4,10 +4,9 @@ variant in every plot; per-tick p99 as small multiples, so variants that overlap
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-from matplotlib.axes import Axes
 
 from sim.report.data import RunData, ServiceSeries
 from sim.report.derive import cumulative_cost, errors
@@ -26,6 +25,9 @@ from sim.report.plotting import (
     variant_colour,
     variant_style,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 
 class Variant(Protocol):

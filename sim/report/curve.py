@@ -9,7 +9,14 @@ from typing import Any
 import numpy as np
 
 from sim.model import Scenario, TrafficModel
-from sim.report.plotting import plot_traffic
+from sim.report.plotting import (
+    clock_axis,
+    count_label,
+    new_grid,
+    service_colour,
+    to_png,
+    y_labels,
+)
 from sim.runio import atomic_write_bytes, atomic_write_csv, new_run_dir
 from sim.units import clock_label
 
@@ -76,3 +83,44 @@ def write_curve(
         label = clock_label(at, clock if model.time_scale == 1.0 else None)
         peaks.append(PeakRow(name, peak, at, label, total))
     return CurveResult(csv_path, png_path, peaks)
+
+
+def plot_traffic(
+    times_s: np.ndarray,
+    rates: dict[str, np.ndarray],
+    start_clock_s: float | None,
+    title: str,
+    log_scale: bool = False,
+) -> bytes:
+    """Requests per second of every service over time, one line per service.
+
+    When the run is long compared with its peak, a second panel zooms on the 30 minutes
+    around the highest peak, where the midnight ramp of tens of seconds is visible.
+    """
+    names = list(rates)
+    peak_name = max(names, key=lambda n: float(np.max(rates[n])))
+    peak_t = float(times_s[int(np.argmax(rates[peak_name]))])
+    span = float(times_s[-1] - times_s[0])
+    zoom = (max(times_s[0], peak_t - 600.0), min(times_s[-1], peak_t + 1200.0))
+    with_zoom = span > 2 * (zoom[1] - zoom[0])
+    fig, axes = new_grid(2 if with_zoom else 1, 1, 3.8 if with_zoom else 4.2, sharex=False)
+    panels = [(axes[0, 0], (float(times_s[0]), float(times_s[-1])), title)]
+    if with_zoom:
+        panels.append((axes[1, 0], zoom, "around the peak"))
+    for ax, window, panel_title in panels:
+        for name, values in rates.items():
+            peak_i = int(np.argmax(values))
+            ax.plot(times_s, values, color=service_colour(name, names), lw=1.6,
+                    label=f"{name} (peak {values[peak_i]:,.0f} rps at "
+                          f"{clock_label(times_s[peak_i], start_clock_s)})")
+        ax.set_ylabel("requests per second")
+        ax.set_title(panel_title, loc="left")
+        if log_scale:
+            ax.set_yscale("log")
+        else:
+            ax.set_ylim(bottom=0)
+            y_labels(ax, count_label)
+        ax.grid(True, alpha=0.3)
+        clock_axis(ax, start_clock_s, span_s=window)
+    panels[0][0].legend(loc="upper left", frameon=False)
+    return to_png(fig)

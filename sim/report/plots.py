@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.axes import Axes
-from matplotlib.ticker import FuncFormatter, PercentFormatter
 
 from sim.report.cluster_plots import (
     has_cluster,
@@ -23,6 +22,7 @@ from sim.report.cluster_plots import (
     plot_cluster_utilization,
 )
 from sim.report.data import RunData, ServiceSeries
+from sim.report.decimate import envelope, envelope_indices
 from sim.report.derive import (
     capacity_rps,
     cumulative_cost,
@@ -31,10 +31,11 @@ from sim.report.derive import (
 )
 from sim.report.document import fmt_money, fmt_ms, objective_label
 from sim.report.plotting import (
+    PANEL_COLUMNS,
     SLO_COLOUR,
     booting_marks,
     clock_axis,
-    count_label,
+    count_axis,
     latency_axis,
     legend_outside,
     neutral_legend,
@@ -43,9 +44,14 @@ from sim.report.plotting import (
     service_colour,
     service_title,
     slo_line,
+    thin_line,
     to_png,
     to_png_aligned,
+    y_percent,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 _LATENCY_COLUMNS = (("p50_ms", 0.8, ":"), ("p95_ms", 1.1, "--"), ("p99_ms", 1.6, "-"))
 _ERROR_KINDS = (("timed_out", "timed out", "#b2182b"), ("shed", "shed", "#ef8a62"),
@@ -92,7 +98,7 @@ def finish_axes(run: RunData, axes: list[Axes], span_s: float | None = None) -> 
     clock_axis(axes[-1], run.start_clock_s, span_s=(0.0, span_s or run.summary.duration_s))
 
 
-PanelDraw = Callable[[Axes, str, ServiceSeries, np.ndarray], None]
+PanelDraw = Callable[["Axes", str, ServiceSeries, np.ndarray], None]
 """Fills one service's panel: ``draw(ax, service, series, x)`` with x the tick centres."""
 
 
@@ -106,12 +112,6 @@ def service_panels(run: RunData, draw: PanelDraw, span_s: float | None = None) -
     return to_png_aligned(fig)
 
 
-def _per_second(ax: Axes) -> None:
-    ax.set_ylim(bottom=0)
-    # Thousands separators for big rates, but small ones (a few lost attempts/s) keep decimals.
-    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: count_label(y)))
-
-
 def plot_traffic(run: RunData) -> bytes:
     """Offered vs served vs capacity, one panel per service."""
     names = run.services
@@ -119,16 +119,16 @@ def plot_traffic(run: RunData) -> bytes:
 
     def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         capacity, exact = capacity_rps(run, name)
-        ax.plot(x, series["offered_rps"], color=service_colour(name, names), lw=1.8,
-                label="offered")
-        ax.plot(x, served_rps(series, tick), color="#222222", lw=0.9, ls="--",
-                label="served in time")
+        thin_line(ax, x, series["offered_rps"], color=service_colour(name, names), lw=1.8,
+              label="offered")
+        thin_line(ax, x, served_rps(series, tick), color="#222222", lw=0.9, ls="--",
+              label="served in time")
         if not np.all(np.isnan(capacity)):
-            ax.plot(x, capacity, color="#7f7f7f", lw=1.2, ls="-.",
-                    label="capacity" + ("" if exact else " (estimated)"))
+            thin_line(ax, x, capacity, color="#7f7f7f", lw=1.2, ls="-.",
+                  label="capacity" + ("" if exact else " (estimated)"))
         service_title(ax, name, names)
         ax.set_ylabel("requests / s")
-        _per_second(ax)
+        count_axis(ax)
         legend_outside(ax)
 
     return service_panels(run, draw)
@@ -141,18 +141,20 @@ def plot_instances(run: RunData) -> bytes:
 
     def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         ready, booting = series["instances_ready"], series["instances_booting"]
+        kept = envelope_indices([ready, ready + booting], PANEL_COLUMNS)
+        ready, booting, at = ready[kept], booting[kept], x[kept]
         colour = service_colour(name, names)
-        ax.fill_between(x, 0, ready, color=colour, alpha=0.25, lw=0)
-        ax.plot(x, ready, color=colour, lw=1.6, label="ready")
-        ax.fill_between(x, ready, ready + booting, facecolor="#e0e0e0", hatch="///",
+        ax.fill_between(at, 0, ready, color=colour, alpha=0.25, lw=0)
+        ax.plot(at, ready, color=colour, lw=1.6, label="ready")
+        ax.fill_between(at, ready, ready + booting, facecolor="#e0e0e0", hatch="///",
                         edgecolor="#6f6f6f", lw=0.0, label="booting")
-        ax.step(series.t_s + tick, series["instances_desired"], where="pre", color="#222222",
-                lw=1.0, ls="--", label="desired")
+        ends, desired = envelope(series.t_s + tick, series["instances_desired"], PANEL_COLUMNS)
+        ax.step(ends, desired, where="pre", color="#222222", lw=1.0, ls="--", label="desired")
         booting_marks(ax, series.t_s, series["instances_booting"], tick,
                       run.summary.duration_s)
         service_title(ax, name, names)
         ax.set_ylabel("instances")
-        ax.set_ylim(bottom=0)
+        count_axis(ax)
         legend_outside(ax)
 
     return service_panels(run, draw)
@@ -166,8 +168,8 @@ def plot_latency(run: RunData) -> bytes:
     def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         colour = service_colour(name, names)
         for column, width, style in _LATENCY_COLUMNS:
-            ax.plot(x, series[column], color=colour, lw=width, ls=style,
-                    label=column.removesuffix("_ms"))
+            thin_line(ax, x, series[column], color=colour, lw=width, ls=style,
+                  label=column.removesuffix("_ms"))
         for key, objective in run.summary.services[name].slo.items():
             if key == "error_rate":
                 continue
@@ -191,7 +193,9 @@ def plot_errors(run: RunData) -> bytes:
 
     def draw(ax: Axes, name: str, series: ServiceSeries, x: np.ndarray) -> None:
         rates = [series[column] / tick for column, _, _ in _ERROR_KINDS]
-        ax.stackplot(x, *rates, colors=[c for _, _, c in _ERROR_KINDS],
+        kept = envelope_indices([*rates, sum(rates)], PANEL_COLUMNS)  # each cause and the top
+        ax.stackplot(x[kept], *(rate[kept] for rate in rates),
+                     colors=[c for _, _, c in _ERROR_KINDS],
                      labels=[label for _, label, _ in _ERROR_KINDS], lw=0)
         lost = int(sum(float(np.sum(series[c])) for c, _, _ in _ERROR_KINDS))
         if lost == 0:
@@ -200,7 +204,7 @@ def plot_errors(run: RunData) -> bytes:
             ax.set_ylim(0, 1)
         service_title(ax, name, names, f"{lost:,} attempt{'' if lost == 1 else 's'} lost")
         ax.set_ylabel("attempts / s")
-        _per_second(ax)
+        count_axis(ax)
         legend_outside(ax)
 
     return service_panels(run, draw)
@@ -215,15 +219,15 @@ def plot_utilization(run: RunData) -> bytes:
         series = run.series[name]
         x = centres(series, tick)
         colour = service_colour(name, names)
-        axes[0].plot(x, series["utilization"] * 100.0, color=colour, lw=1.4, label=name)
-        axes[1].plot(x, series["in_queue"], color=colour, lw=1.4, label=name)
+        thin_line(axes[0], x, series["utilization"] * 100.0, color=colour, lw=1.4, label=name)
+        thin_line(axes[1], x, series["in_queue"], color=colour, lw=1.4, label=name)
     axes[0].set_title("busy share of ready workers", loc="left")
     axes[0].set_ylabel("utilization")
     axes[0].set_ylim(0, 105)
-    axes[0].yaxis.set_major_formatter(PercentFormatter(100))
+    y_percent(axes[0])
     axes[1].set_title("requests waiting for a worker (mean over tick)", loc="left")
     axes[1].set_ylabel("waiting requests")
-    axes[1].set_ylim(bottom=0)
+    count_axis(axes[1])
     for ax in axes:
         legend_outside(ax)
     finish_axes(run, axes)
@@ -260,16 +264,18 @@ def plot_peak(run: RunData) -> bytes:
         colour = service_colour(name, names)
         rates, lat = axes[row, 0], axes[row, 1]
         capacity, exact = capacity_rps(run, name)
-        rates.plot(x[inside], series["offered_rps"][inside], color=colour, lw=1.8,
-                   label="offered")
-        rates.plot(x[inside], served_rps(series, tick)[inside], color="#222222", lw=0.9,
-                   ls="--", label="served in time")
-        rates.plot(x[inside], capacity[inside], color="#7f7f7f", lw=1.2, ls="-.",
-                   label="capacity" + ("" if exact else " (estimated)"))
-        _per_second(rates)
+        half = PANEL_COLUMNS // 2  # two columns of panels
+        thin_line(rates, x[inside], series["offered_rps"][inside], half, color=colour, lw=1.8,
+              label="offered")
+        thin_line(rates, x[inside], served_rps(series, tick)[inside], half, color="#222222", lw=0.9,
+              ls="--", label="served in time")
+        thin_line(rates, x[inside], capacity[inside], half, color="#7f7f7f", lw=1.2, ls="-.",
+              label="capacity" + ("" if exact else " (estimated)"))
+        count_axis(rates)
         rates.set_ylabel(f"{name}\nrequests / s", color=colour, fontweight="bold")
-        lat.plot(x[inside], series["p95_ms"][inside], color=colour, lw=1.0, ls="--", label="p95")
-        lat.plot(x[inside], series["p99_ms"][inside], color=colour, lw=1.6, label="p99")
+        thin_line(lat, x[inside], series["p95_ms"][inside], half, color=colour, lw=1.0, ls="--",
+              label="p95")
+        thin_line(lat, x[inside], series["p99_ms"][inside], half, color=colour, lw=1.6, label="p99")
         target = run.summary.services[name].slo.get("p99_ms")
         latency_axis(lat)
         lat.set_ylabel("")
@@ -307,14 +313,13 @@ def plot_cost(run: RunData) -> bytes:
         if spent is None or spent.shape != total.shape:
             continue
         total = total + spent
-        ax.plot(run.series[name].t_s + run.summary.tick_s, spent, lw=1.5,
-                color=service_colour(name, names),
-                label=f"{name} ({fmt_money(float(spent[-1]), run.currency)})")
-    ax.plot(end, total, color="#222222", lw=2.0,
-            label=f"total ({fmt_money(float(total[-1]), run.currency)})")
+        thin_line(ax, end, spent, lw=1.5, color=service_colour(name, names),
+              label=f"{name} ({fmt_money(float(spent[-1]), run.currency)})")
+    thin_line(ax, end, total, color="#222222", lw=2.0,
+          label=f"total ({fmt_money(float(total[-1]), run.currency)})")
     ax.set_title("cost so far (instance-hours x price per hour)", loc="left")
     ax.set_ylabel(f"cost ({run.currency})")
-    ax.set_ylim(bottom=0)
+    count_axis(ax)
     legend_outside(ax)
     finish_axes(run, axes)
     return to_png_aligned(fig)

@@ -2,24 +2,28 @@
 
 Figures are saved as PNG bytes (callers write them atomically). Time axes show the scenario's
 wall clock when it has one (``23:00 .. 01:00``), elapsed time otherwise.
+
+matplotlib is imported when the first figure is made (``pyplot()``), not with this module, so
+that a report written without plots (``--no-plots``) never pays for it; modules that draw
+import matplotlib's classes for type hints only, and ask this module for axes formatters.
 """
 
 from __future__ import annotations
 
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")  # headless: reports are made on servers and in CI
+from sim.report.decimate import envelope
+from sim.units import clock_label
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator  # noqa: E402
-
-from sim.units import clock_label  # noqa: E402
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 _KNOWN_COLOURS = {"browse": "#1f77b4", "order": "#ff7f0e", "payment": "#2ca02c"}
 _OTHER_COLOURS = ["#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -64,90 +68,186 @@ def clock_axis(
     ``most``: fewer on a narrow panel)."""
     t0, t1 = span_s if span_s is not None else ax.get_xlim()
     ax.set_xlim(t0, t1)
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
     ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s, most)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: clock_label(x, start_clock_s)))
     if label:
         ax.set_xlabel("time of day" if start_clock_s is not None else "time since start")
 
 
+DPI = 110
+"""Resolution of every PNG (a 10-inch figure is 1,100 pixels wide)."""
+FIGURE_WIDTH_IN = 10.0
+ALIGNED_LEFT, ALIGNED_RIGHT = 0.085, 0.78
+"""Where ``to_png_aligned`` puts the panels' left and right edges (fractions of the width)."""
+PANEL_COLUMNS = round((ALIGNED_RIGHT - ALIGNED_LEFT) * FIGURE_WIDTH_IN * DPI)
+"""Pixel columns of an aligned panel: series longer than twice this are thinned for drawing."""
+
+_STYLE = {
+    # A title sits right above its axes. matplotlib's default (None) moves it above any
+    # x tick labels on top, which none of these figures has, at the price of measuring
+    # every tick label of the panel on each draw: a third of the drawing time.
+    "axes.titley": 1.0,
+    # No "+1.2e3" offset above an axis, where it would collide with the panel title:
+    # large values are labelled in full or by ``count_label``.
+    "axes.formatter.useoffset": False,
+}
+
+
+@functools.cache
+def pyplot() -> ModuleType:
+    """``matplotlib.pyplot`` on the headless Agg backend (reports are made on servers and in
+    CI), imported on the first call."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def new_figure(rows: int = 1, height_in: float = 3.6) -> tuple[Figure, list[Axes]]:
     """A figure of ``rows`` stacked axes sharing the time axis, sized for a report page."""
-    fig, axes = plt.subplots(rows, 1, figsize=(10, height_in * rows), sharex=True, squeeze=False)
+    fig, axes = new_grid(rows, 1, height_in)
     return fig, list(axes[:, 0])
 
 
-def new_grid(rows: int, cols: int, height_in: float = 2.5) -> tuple[Figure, np.ndarray]:
-    """A figure of ``rows x cols`` axes sharing the time axis (``axes[row, col]``), sized for a
-    report page."""
-    fig, axes = plt.subplots(rows, cols, figsize=(10, height_in * rows), sharex=True,
-                             squeeze=False)
+def new_grid(rows: int, cols: int, height_in: float = 2.5,
+             sharex: bool = True) -> tuple[Figure, np.ndarray]:
+    """A figure of ``rows x cols`` axes (``axes[row, col]``) sharing the time axis unless
+    ``sharex`` is False, sized for a report page."""
+    plt = pyplot()
+    with plt.rc_context(_STYLE):
+        fig, axes = plt.subplots(rows, cols, figsize=(FIGURE_WIDTH_IN, height_in * rows),
+                                 sharex=sharex, squeeze=False, dpi=DPI)
     return fig, axes
 
 
 def to_png(fig: Figure) -> bytes:
-    """Render and close ``fig``; return the PNG bytes."""
-    buffer = io.BytesIO()
+    """Lay ``fig`` out tightly around its labels, render and close it; return the PNG bytes."""
     fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
+    return _render(fig)
+
+
+def _render(fig: Figure) -> bytes:
+    """Draw ``fig`` once into PNG bytes and close it."""
+    # tight_layout leaves a placeholder layout engine behind, which makes savefig draw the
+    # whole figure a second time; the layout is done, so drop it.
+    fig.set_layout_engine(None)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    pyplot().close(fig)
     return buffer.getvalue()
-
-
-def plot_traffic(
-    times_s: np.ndarray,
-    rates: dict[str, np.ndarray],
-    start_clock_s: float | None,
-    title: str,
-    log_scale: bool = False,
-) -> bytes:
-    """Requests per second of every service over time, one line per service.
-
-    When the run is long compared with its peak, a second panel zooms on the 30 minutes
-    around the highest peak, where the midnight ramp of tens of seconds is visible.
-    """
-    names = list(rates)
-    peak_name = max(names, key=lambda n: float(np.max(rates[n])))
-    peak_t = float(times_s[int(np.argmax(rates[peak_name]))])
-    span = float(times_s[-1] - times_s[0])
-    zoom = (max(times_s[0], peak_t - 600.0), min(times_s[-1], peak_t + 1200.0))
-    with_zoom = span > 2 * (zoom[1] - zoom[0])
-    fig, axes = plt.subplots(2 if with_zoom else 1, 1, figsize=(10, 7.6 if with_zoom else 4.2),
-                             squeeze=False)
-    panels = [(axes[0, 0], (float(times_s[0]), float(times_s[-1])), title)]
-    if with_zoom:
-        panels.append((axes[1, 0], zoom, "around the peak"))
-    for ax, window, panel_title in panels:
-        for name, values in rates.items():
-            peak_i = int(np.argmax(values))
-            ax.plot(times_s, values, color=service_colour(name, names), lw=1.6,
-                    label=f"{name} (peak {values[peak_i]:,.0f} rps at "
-                          f"{clock_label(times_s[peak_i], start_clock_s)})")
-        ax.set_ylabel("requests per second")
-        ax.set_title(panel_title, loc="left")
-        if log_scale:
-            ax.set_yscale("log")
-        else:
-            ax.set_ylim(bottom=0)
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: count_label(y)))
-        ax.grid(True, alpha=0.3)
-        clock_axis(ax, start_clock_s, span_s=window)
-    panels[0][0].legend(loc="upper left", frameon=False)
-    return to_png(fig)
 
 
 _VARIANT_COLOURS = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d"]
 _VARIANT_STYLES = ["-", "--", "-.", ":"]
 
 
-def to_png_aligned(fig: Figure, left: float = 0.085, right: float = 0.78) -> bytes:
+def to_png_aligned(fig: Figure, left: float = ALIGNED_LEFT, right: float = ALIGNED_RIGHT) -> bytes:
     """``to_png`` with the axes at fixed horizontal positions, so that the time axes of the
-    figures of one report line up above each other whatever their labels and legends."""
-    fig.tight_layout()
-    fig.subplots_adjust(left=left, right=right)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110)
-    plt.close(fig)
-    return buffer.getvalue()
+    figures of one report line up above each other whatever their labels and legends.
+
+    A figure of one column of panels is laid out from the font sizes alone (``stack_layout``)
+    and drawn once; a grid of several columns is measured with ``tight_layout`` first, which
+    draws it a second time."""
+    if fig.axes and fig.axes[0].get_subplotspec().get_gridspec().ncols == 1:
+        fig.subplots_adjust(left=left, right=right, **stack_layout(fig))
+    else:
+        fig.tight_layout()
+        fig.subplots_adjust(left=left, right=right)
+    return _render(fig)
+
+
+def stack_layout(fig: Figure) -> dict[str, float]:
+    """``top``, ``bottom`` and ``hspace`` of ``subplots_adjust`` for one column of panels
+    sharing the time axis, computed from the fonts as ``tight_layout`` would find them: a
+    pad of 1.08 font sizes around the figure and between panels, each panel's title above
+    it, tick labels and the time-axis label under the last one, and room for a y tick label
+    overhanging a panel's bottom edge. Titles are assumed at the axes' title size."""
+    from matplotlib import rcParams
+
+    rows = fig.axes[0].get_subplotspec().get_gridspec().nrows
+    titles_pt = [0.0] * rows  # twin axes share their panel's row
+    xlabel = False
+    for ax in fig.axes:
+        row = ax.get_subplotspec().rowspan.start
+        titles_pt[row] = max(titles_pt[row], _title_pt(ax))
+        xlabel = xlabel or (row == rows - 1 and bool(ax.get_xlabel()))
+    height_in = fig.get_figheight()
+    pad_pt = 1.08 * float(rcParams["font.size"])
+    tick_h, _ = _line_pt(rcParams["ytick.labelsize"])
+    overhang_pt = tick_h / 2.0  # a y tick label is centred on its tick
+    top_pt = pad_pt + max(titles_pt[0], overhang_pt)
+    label_h, _ = _line_pt(rcParams["axes.labelsize"])
+    xlabel_pt = float(rcParams["axes.labelpad"]) + label_h if xlabel else 0.0
+    bottom_pt = (pad_pt + float(rcParams["xtick.major.size"]) + float(rcParams["xtick.major.pad"])
+                 + _line_pt(rcParams["xtick.labelsize"])[0] + xlabel_pt)
+    gap_pt = pad_pt + overhang_pt + max(titles_pt[1:], default=0.0)
+    panels_in = height_in - (top_pt + bottom_pt + gap_pt * (rows - 1)) / 72.0
+    return {"top": 1.0 - top_pt / 72.0 / height_in, "bottom": bottom_pt / 72.0 / height_in,
+            "hspace": gap_pt / 72.0 / (panels_in / rows) if rows > 1 else 0.0}
+
+
+def _title_pt(ax: Axes) -> float:
+    """How far the tallest title of ``ax`` reaches above it, in points (0 without one)."""
+    from matplotlib import rcParams
+
+    lines = max((ax.get_title(loc).count("\n") + 1 for loc in ("left", "center", "right")
+                 if ax.get_title(loc)), default=0)
+    if not lines:
+        return 0.0
+    size = rcParams["axes.titlesize"]
+    height, descent = _line_pt(size)
+    spacing = 1.2 * _points(size)  # matplotlib's line spacing
+    return float(rcParams["axes.titlepad"]) + height - descent + (lines - 1) * spacing
+
+
+@functools.cache
+def _line_pt(size: float | str) -> tuple[float, float]:
+    """Height and descent in points of a line of text at font ``size`` (as matplotlib lays
+    out one line: from the descender of "p" to the ascender of "l")."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextToPath
+
+    _, height, descent = TextToPath().get_text_width_height_descent(
+        "lp", FontProperties(size=size), ismath=False)
+    return float(height), float(descent)
+
+
+def _points(size: float | str) -> float:
+    from matplotlib.font_manager import FontProperties
+
+    return float(FontProperties(size=size).get_size_in_points())
+
+
+def thin_line(ax: Axes, x: np.ndarray, y: np.ndarray, columns: int = PANEL_COLUMNS,
+              **style: object) -> None:
+    """``ax.plot`` of ``y`` over ``x`` thinned to its min/max envelope over ``columns`` pixel
+    columns (``sim.report.decimate``): every peak and dip drawn, no more points than pixels."""
+    ax.plot(*envelope(x, y, columns), **style)  # type: ignore[arg-type]
+
+
+def count_axis(ax: Axes) -> None:
+    """A rate or count axis from zero, labelled with thousands separators (``2.5M`` from a
+    million), small values (a few lost attempts/s) with their decimals."""
+    ax.set_ylim(bottom=0)
+    y_labels(ax, count_label)
+
+
+def y_labels(ax: Axes, label: Callable[[float], str]) -> None:
+    """Label the y axis's major ticks with ``label(value)``."""
+    from matplotlib.ticker import FuncFormatter
+
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _p: label(y)))
+
+
+def y_percent(ax: Axes, whole: float = 100.0) -> None:
+    """Label the y axis in percent of ``whole``."""
+    from matplotlib.ticker import PercentFormatter
+
+    ax.yaxis.set_major_formatter(PercentFormatter(whole))
 
 
 def variant_colour(index: int) -> str:
@@ -169,6 +269,8 @@ def format_ms(value_ms: float) -> str:
 
 def latency_axis(ax: Axes) -> None:
     """A logarithmic latency axis labelled in ms / s (tails span decades at a peak)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator
+
     ax.set_yscale("log")
     # 1-2-5 steps: a single decade still gets three labels.
     ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
@@ -202,7 +304,7 @@ def neutral_legend(ax: Axes, entries: Sequence[tuple[str, str, float, str]],
                    below: float = -0.32) -> None:
     """A legend under ``ax`` for entries drawn in each service's colour: line styles only
     (``(label, linestyle, linewidth, colour)``), so no entry reads as one service's."""
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # the figure exists: matplotlib is imported
 
     handles = [Line2D([], [], ls=ls, lw=lw, color=colour, label=label)
                for label, ls, lw, colour in entries]
