@@ -175,6 +175,16 @@ JobsOpt = Annotated[int | None, typer.Option(
     "--jobs", min=1, help="Local processes for independent runs (default: every core).")]
 ClusterOpt = Annotated[str | None, typer.Option(
     "--cluster", help="Run on an existing Dask cluster: dask://HOST:PORT of its scheduler.")]
+PlotsOpt = Annotated[bool, typer.Option(
+    "--plots/--no-plots", help="Draw the report's plots; --no-plots writes every table and "
+    "verdict without them (faster; peaksim report DIR draws them later).")]
+
+
+def _no_plots_with(plots: bool, **others: bool) -> None:
+    """Refuse --no-plots beside options whose reports it does not cover."""
+    given = [f"--{name.replace('_', '-')}" for name, used in others.items() if used]
+    if not plots and given:
+        raise PeaksimError(f"--no-plots: not with {' or '.join(given)}")
 
 
 @app.command()
@@ -252,6 +262,7 @@ def run(
     cluster: ClusterOpt = None,
     engine: EngineOpt = None,
     max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
+    plots: PlotsOpt = True,
 ) -> None:
     """Simulate a scenario; write summary.json, timeseries.csv and the report."""
     with user_errors():
@@ -260,6 +271,7 @@ def run(
         from sim.model import load_scenario
         from sim.runs import run_scenario
 
+        _no_plots_with(plots, replications=replications is not None)
         scenario = with_engine(load_scenario(file), engine)
         console = _err() if as_json else _out()
         if replications is not None:
@@ -274,7 +286,7 @@ def run(
             return
         with progress_bar(console, f"simulating {scenario.name}", _animate(console)) as bar:
             outcome = run_scenario(scenario, seed=seed, out=out, variant=policy, progress=bar,
-                                   engine=engine, limits=_limits(max_requests))
+                                   engine=engine, limits=_limits(max_requests), plots=plots)
         summary = outcome.summary
         _job_summary(outcome.run_dir / "report.md")
         if as_json:
@@ -307,10 +319,12 @@ def compare(
     cluster: ClusterOpt = None,
     engine: EngineOpt = None,
     max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
+    plots: PlotsOpt = True,
 ) -> None:
     """Run one scenario and seed under several policies; print and write a side-by-side
     comparison."""
     with user_errors():
+        _no_plots_with(plots, replications=replications is not None)
         from sim.console import cluster_table, comparison_table, progress_bar
         from sim.engine import with_engine
         from sim.model import load_scenario
@@ -334,7 +348,7 @@ def compare(
         with progress_bar(console, label, _animate(console)) as bar:
             outcome = compare_variants(scenario, names, seed=seed, out=out, place=place,
                                        on_done=done_fraction(bar),
-                                       limits=_limits(max_requests))
+                                       limits=_limits(max_requests), plots=plots)
         rows = comparison_rows(outcome.names, outcome.summaries)
         report = outcome.report
         _job_summary(report.markdown)
@@ -750,11 +764,13 @@ def plan(
     cluster: ClusterOpt = None,
     engine: EngineOpt = None,
     max_requests: MaxRequestsOpt = MAX_REQUESTS_DEFAULT,
+    plots: PlotsOpt = True,
 ) -> None:
     """How many instances of each service must be ready, and from when, to hold the SLO through
     the scenario's peak (queueing estimate, confirmed by simulation); with --schedule, the
     cheapest schedule over the whole run. Exit 1 if no plan holds."""
     with user_errors():
+        _no_plots_with(plots, schedule=schedule, replications=replications is not None)
         from sim.engine import with_engine
         from sim.model import load_scenario
         from sim.report import plan_table
@@ -783,10 +799,10 @@ def plan(
                     on_trial=lambda what: status.update(
                         f"{label}: {what}" if what == "writing report"
                         else f"{label}: simulating the {what}"),
-                    limits=_limits(max_requests))
+                    limits=_limits(max_requests), plots=plots)
         else:
             outcome = plan_scenario(scenario, headroom=headroom, margin_s=margin_s, seed=seed,
-                                    out=out, limits=_limits(max_requests))
+                                    out=out, limits=_limits(max_requests), plots=plots)
         data = outcome.plan.to_json()
         if outcome.report_html is not None:
             _job_summary(outcome.report_html.with_name("report.md"))

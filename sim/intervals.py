@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from scipy import stats
-
 CONFIDENCE = 0.95
 METHOD = "Student t interval over independent replications (95%)"
 _MAX_REPLICATIONS = 100_000
@@ -51,6 +49,10 @@ class Interval:
 @functools.cache
 def t_quantile(n: int, confidence: float = CONFIDENCE) -> float:
     """The two-sided Student t quantile for ``n`` replications (n - 1 degrees of freedom)."""
+    # Imported here: scipy.stats takes half a second, which every single run (whose console
+    # imports this module) would pay without ever needing a quantile.
+    from scipy import stats
+
     return float(stats.t.ppf(0.5 + confidence / 2.0, n - 1))
 
 

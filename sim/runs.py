@@ -2,8 +2,8 @@
 (one scenario and seed under several autoscaling or colocation variants, run in parallel by
 sim/parallel.py) and ``peaksim plan`` (a capacity plan and its confirming run; with
 ``--schedule`` the planned schedule, its variant, plot and manifests); each writes its run
-directory and report. Replicated runs and sweeps (``--replications``, ``peaksim sweep``) are in
-sim/study/."""
+directory and report (``plots=False``: the report without its plots, ``--no-plots``).
+Replicated runs and sweeps (``--replications``, ``peaksim sweep``) are in sim/study/."""
 
 from __future__ import annotations
 
@@ -59,25 +59,25 @@ class RunOutcome:
 def run_scenario(
     scenario: Scenario, *, seed: int | None = None, out: Path | None = None,
     variant: str | None = None, progress: ProgressFn | None = None, engine: str | None = None,
-    limits: RunLimits | None = None,
+    limits: RunLimits | None = None, plots: bool = True,
 ) -> RunOutcome:
-    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files;
-    ``engine`` is exact, fluid or auto (None: the scenario's ``engine`` key); a run larger than
-    ``limits`` is refused before it starts."""
+    """Simulate ``scenario`` and write summary.json, timeseries.csv and the report files (with
+    its plots unless ``plots`` is False); ``engine`` is exact, fluid or auto (None: the
+    scenario's ``engine`` key); a run larger than ``limits`` is refused before it starts."""
     result = simulate(scenario, variant=variant, seed=seed, progress=progress, engine=engine,
                       limits=limits)
     if progress is not None:
         progress(1.0)  # simulated; what follows is writing the files
     run_dir = new_run_dir(scenario.name, out)
     result.write(run_dir)
-    return RunOutcome(run_dir, result.summary(), _write_report(run_dir))
+    return RunOutcome(run_dir, result.summary(), _write_report(run_dir, plots))
 
 
-def _write_report(run_dir: Path) -> Path:
-    """Write the report files of ``run_dir``; return the path of report.html."""
+def _write_report(run_dir: Path, plots: bool = True) -> Path:
+    """Write the report of ``run_dir`` (``plots``: with its plots); return report.html's path."""
     from sim.report import write_report
 
-    return write_report(run_dir).html
+    return write_report(run_dir, draw_plots=plots).html
 
 
 @dataclass(frozen=True)
@@ -93,6 +93,7 @@ def plan_scenario(
     scenario: Scenario, *, headroom: float = DEFAULT_HEADROOM,
     margin_s: float = DEFAULT_MARGIN_S, seed: int | None = None, out: Path | None = None,
     on_trial: Callable[[str], None] | None = None, limits: RunLimits | None = None,
+    plots: bool = True,
 ) -> PlanOutcome:
     """Plan ``scenario`` and write the run directory: the confirming whole-run simulation of the
     recommended counts (summary.json, timeseries.csv), plan.json and the report."""
@@ -103,7 +104,7 @@ def plan_scenario(
     run_dir = new_run_dir(scenario.name, out, kind="plan")
     result.write(run_dir)
     atomic_write_json(run_dir / PLAN_FILE, plan.to_json())
-    return PlanOutcome(plan, run_dir, _write_report(run_dir))
+    return PlanOutcome(plan, run_dir, _write_report(run_dir, plots))
 
 
 @dataclass(frozen=True)
@@ -142,29 +143,25 @@ def variant_names(scenario: Scenario, asked: Sequence[str]) -> list[str]:
 def compare_variants(
     scenario: Scenario, names: Sequence[str], *, seed: int | None = None,
     out: Path | None = None, place: Where | None = None, on_done: DoneFn | None = None,
-    limits: RunLimits | None = None,
+    limits: RunLimits | None = None, plots: bool = True,
 ) -> CompareOutcome:
     """Run ``scenario`` under every variant in ``names`` with the same seed, in parallel where
     ``place`` says (default: one after the other here); write one run directory per variant
-    under the comparison directory, and the comparison report."""
+    under the comparison directory, and the comparison report (``plots``: with plots)."""
     place = place or Where()
     run_seed = scenario.seed if seed is None else seed
     out_dir = new_run_dir(scenario.name, out, kind="compare")
     run_dirs = [out_dir / name for name in names]
     # each variant's report is drawn by the process that simulated it, so a pool draws
     # reports while other variants still simulate
-    jobs = [placed_job(SimJob(scenario, name, run_seed, limits=limits), run_dir, place,
-                       report=True) for name, run_dir in zip(names, run_dirs, strict=True)]
+    jobs = [placed_job(SimJob(scenario, name, run_seed, limits=limits, plots=plots), run_dir,
+                       place, report=True) for name, run_dir in zip(names, run_dirs, strict=True)]
     outputs = map_jobs(run_sim_job, jobs, place, on_done,
-                       job_writer(run_dirs, place, report=True))
-    report = _write_comparison(out_dir, run_dirs, list(names))
-    return CompareOutcome(out_dir, list(names), run_dirs, [o.summary for o in outputs], report)
-
-
-def _write_comparison(out_dir: Path, run_dirs: list[Path], names: list[str]) -> ReportFiles:
+                       job_writer(run_dirs, place, report=True, plots=plots))
     from sim.report import write_comparison_report
 
-    return write_comparison_report(out_dir, run_dirs, names)
+    report = write_comparison_report(out_dir, run_dirs, list(names), draw_plots=plots)
+    return CompareOutcome(out_dir, list(names), run_dirs, [o.summary for o in outputs], report)
 
 
 def comparison_rows(names: Sequence[str], summaries: Sequence[dict[str, Any]]) -> list[dict]:
@@ -327,7 +324,8 @@ class SimJob:
     """Write the run directory here, in the worker, as soon as the run ends (a local pool: the
     files are written while other workers still simulate); its rows are then not returned."""
     report: bool = False
-    """With ``write_dir``: also draw the run's report there."""
+    """With ``write_dir``: also draw the run's report there (and its plots, with ``plots``)."""
+    plots: bool = True
 
 
 @dataclass(frozen=True)
@@ -361,11 +359,12 @@ def run_sim_job(job: SimJob) -> SimOutput:
         return output
     output.write(job.write_dir)
     if job.report:
-        _write_report(job.write_dir)
+        _write_report(job.write_dir, job.plots)
     return replace(output, rows=None, cluster_table=None)
 
 
-def job_writer(run_dirs: Sequence[Path], place: Where, *, report: bool = False) -> ResultFn:
+def job_writer(run_dirs: Sequence[Path], place: Where, *, report: bool = False,
+               plots: bool = True) -> ResultFn:
     """The ``map_jobs`` result callback writing each run directory (and with ``report`` its
     report) as its job finishes, so that Ctrl-C keeps finished runs. Jobs placed on this
     machine have written their own (``SimJob.write_dir``); this writes those run elsewhere."""
@@ -375,7 +374,7 @@ def job_writer(run_dirs: Sequence[Path], place: Where, *, report: bool = False) 
             return
         output.write(run_dirs[index])
         if report:
-            _write_report(run_dirs[index])
+            _write_report(run_dirs[index], plots)
 
     return write
 

@@ -52,6 +52,8 @@ def render_markdown(doc: ReportDoc) -> str:
     if figures:
         names = ", ".join(f"`{f.filename}`" for f in figures)
         lines += [f"Plots (in `report.html` and as PNG files next to this file): {names}.", ""]
+    if doc.plots_note:
+        lines += [md_text(doc.plots_note), ""]
     if doc.footer:
         lines += [f"<sub>{md_text(doc.footer)}</sub>", ""]
     return "\n".join(lines)

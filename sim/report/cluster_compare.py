@@ -211,15 +211,17 @@ def variant_spend(v: ClusterVariant, variants: list[ClusterVariant]) -> str:
     return text
 
 
-def cluster_comparison_section(variants: list[ClusterVariant]) -> DocSection:
-    """The side-by-side cluster table and the overlay plots."""
+def cluster_comparison_section(variants: list[ClusterVariant],
+                               draw_plots: bool = True) -> DocSection:
+    """The side-by-side cluster table and the overlay plots (with ``draw_plots``)."""
     base = baseline(variants)
     intro = ("Machines, utilization, cost and batch work of each variant, and what sharing the "
              f"machines did to the online services' p99 against {base.name}"
              + (" (online and batch on separate machines)" if base.cluster.policy ==
                 "dedicated" else "") + ".")
     return DocSection("Cluster", "cluster", intro,
-                      (cluster_table(variants), impact_table(variants)), _figures(variants))
+                      (cluster_table(variants), impact_table(variants)),
+                      _figures(variants) if draw_plots else ())
 
 
 def cluster_table(variants: list[ClusterVariant]) -> Table:

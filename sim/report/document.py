@@ -76,7 +76,8 @@ class DocSection:
 @dataclass(frozen=True)
 class ReportDoc:
     """Everything a report says, in reading order; ``sections`` come after the plots and
-    before the tables."""
+    before the tables. ``plots_note`` stands where the plots would be when they were not
+    drawn (and says how to draw them)."""
 
     title: str
     subtitle: str
@@ -88,6 +89,7 @@ class ReportDoc:
     tables: tuple[Table, ...]
     footer: str = ""
     sections: tuple[DocSection, ...] = ()
+    plots_note: str = ""
 
 
 def plural(count: int, noun: str, nouns: str = "") -> str:

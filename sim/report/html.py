@@ -58,6 +58,8 @@ td.met { color: var(--ok); font-weight: 700; }
 td.missed { color: var(--bad); font-weight: 700; }
 .note { font-size: 13px; margin: 2px 0 12px; max-width: 900px; }
 .intro { margin: 0 0 8px; max-width: 900px; }
+.plots-note { border-left: 4px solid var(--muted); background: #f3f5f7; padding: 8px 14px;
+              margin: 4px 0 12px; }
 footer { font-size: 13px; margin-top: 36px; border-top: 1px solid var(--rule); padding-top: 8px; }
 @media print {
   @page { size: A4; margin: 14mm 12mm; }
@@ -68,6 +70,7 @@ footer { font-size: 13px; margin-top: 36px; border-top: 1px solid var(--rule); p
   h2 { break-after: avoid; page-break-after: avoid; }
   figure, tr, .verdict { break-inside: avoid; page-break-inside: avoid; }
   #plots, .part { break-before: page; page-break-before: always; }
+  #plots.not-drawn { break-before: auto; page-break-before: auto; }
   table { font-size: 9pt; }
   thead { display: table-header-group; }
   .table-wrap { overflow: visible; }
@@ -97,6 +100,9 @@ def render_html(doc: ReportDoc) -> str:
         parts.append('<section id="plots"><h2>Plots</h2>')
         parts += [_figure(f) for f in doc.figures]
         parts.append("</section>")
+    elif doc.plots_note:
+        parts.append('<section id="plots" class="not-drawn"><h2>Plots</h2>'
+                     f'<p class="plots-note">{escape(doc.plots_note)}</p></section>')
     parts += [_section(s) for s in doc.sections]
     parts.append('<section id="tables"><h2>Tables</h2>')
     parts += [render_table(t) for t in doc.tables]
@@ -109,7 +115,7 @@ def render_html(doc: ReportDoc) -> str:
 
 def _nav(doc: ReportDoc) -> str:
     links = [("#verdict", "Verdict"), ("#summary", "Scenario")]
-    if doc.figures:
+    if doc.figures or doc.plots_note:
         links.append(("#plots", "Plots"))
     links += [(f"#{s.anchor}", s.title) for s in doc.sections]
     links += [(f"#{t.anchor}", t.title) for t in doc.tables if t.anchor]

@@ -1,7 +1,9 @@
 """Report files of a run directory, rebuilt from ``summary.json`` and ``timeseries.csv`` alone.
 
 ``write_report(run_dir)`` writes ``report.html`` (self-contained), ``report.md`` (CI job
-summary), ``junit.xml`` (one test per SLO objective) and the plots as PNG files, atomically.
+summary), ``junit.xml`` (one test per SLO objective) and the plots as PNG files, atomically;
+with ``draw_plots=False`` every table and verdict without the plots (no matplotlib at all), the
+report saying where they would be how to draw them later (``peaksim report``).
 Parts of peaksim outside ``sim/`` (the load tester) add their plots, sections and JUnit suites
 through ``ReportExtension`` objects passed in; this module knows none of them.
 ``write_comparison_report`` does the same for several runs of policy variants side by side and
@@ -14,7 +16,7 @@ import json
 import os
 import shlex
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Protocol
@@ -83,22 +85,27 @@ class ReportExtension(Protocol):
 
 
 def write_report(run_dir: Path, plots: Mapping[str, ReportPlot] = RUN_PLOTS,
-                 extensions: Sequence[ReportExtension] = ()) -> ReportFiles:
+                 extensions: Sequence[ReportExtension] = (), *,
+                 draw_plots: bool = True) -> ReportFiles:
     """Rebuild every report file of ``run_dir`` from its summary.json and timeseries.csv.
 
     Raises ``RunDirError`` when either file is missing or unreadable. ``plots`` is the plot
     registry to draw from (each plot decides whether it applies to this run); the first of
-    ``extensions`` that applies to the run adds its plots, sections and JUnit suites.
+    ``extensions`` that applies to the run adds its plots, sections and JUnit suites. With
+    ``draw_plots`` False no plot is drawn and the report says how to draw them.
     """
     run = load_run(run_dir)
     verdict = judge(run)
     junit_extra: Callable[[str], str] | None = None
     extension = next((e for e in extensions if e.applies(run)), None)
     if extension is not None:
-        doc = extension.sections(build_run_doc(run, verdict, extension.plots(run, plots)), run)
+        registry = extension.plots(run, plots) if draw_plots else {}
+        doc = extension.sections(build_run_doc(run, verdict, registry), run)
         junit_extra = partial(extension.junit, run=run)
     else:
-        doc = build_run_doc(run, verdict, plots)
+        doc = build_run_doc(run, verdict, plots if draw_plots else {})
+    if not draw_plots:
+        doc = replace(doc, plots_note=plots_note(run_dir))
     doc = with_plan_section(doc, run_dir)  # a `peaksim plan` run: its capacity plan table
     doc = with_schedule_section(doc, run_dir)  # a `plan --schedule` run: the schedule
     s = run.summary
@@ -173,6 +180,12 @@ def _footer(run: RunData) -> str:
     return f"{text} To rebuild it, run: {rebuild_command(run.run_dir)}"
 
 
+def plots_note(directory: Path) -> str:
+    """What a report written without its plots says where they would be."""
+    return (f"Plots not drawn (--no-plots). To draw them into this report, run: "
+            f"{rebuild_command(directory)}")
+
+
 def rebuild_command(directory: Path) -> str:
     """``peaksim report DIR`` as it works from the directory the report is written from: the
     path relative to it when the run is below it, else absolute; quoted for a POSIX shell."""
@@ -185,12 +198,13 @@ def rebuild_command(directory: Path) -> str:
 
 
 def write_comparison_report(
-    out_dir: Path, run_dirs: Sequence[Path], names: Sequence[str],
+    out_dir: Path, run_dirs: Sequence[Path], names: Sequence[str], *, draw_plots: bool = True,
 ) -> ReportFiles:
     """Compare runs of policy variants (``names[i]`` labels ``run_dirs[i]``) side by side.
 
-    Writes the html/md/junit trio and overlay plots into ``out_dir`` and lists the runs in
-    ``comparison.json`` (paths relative to ``out_dir`` when possible).
+    Writes the html/md/junit trio and overlay plots (unless ``draw_plots`` is False) into
+    ``out_dir`` and lists the runs in ``comparison.json`` (paths relative to ``out_dir`` when
+    possible).
     """
     if len(run_dirs) != len(names) or not names:
         raise ValueError("give one name per run directory, and at least one run")
@@ -198,14 +212,16 @@ def write_comparison_report(
         raise ValueError(f"variant names must be distinct, got {list(names)}")
     runs = [load_run(Path(d)) for d in run_dirs]
     where = [_relative(Path(d), out_dir) for d in run_dirs]
-    comparison = build_comparison(runs, list(names), where, rebuild_command(out_dir))
+    comparison = build_comparison(runs, list(names), where, rebuild_command(out_dir),
+                                  draw_plots=draw_plots)
+    doc = comparison.doc if draw_plots else replace(comparison.doc,
+                                                     plots_note=plots_note(out_dir))
     out_dir.mkdir(parents=True, exist_ok=True)
     listing = {"kind": "comparison", "runs": [
         {"name": n, "run_dir": w} for n, w in zip(names, where, strict=True)
     ]}
     atomic_write_json(out_dir / COMPARISON_FILE, listing)
-    return _write(out_dir, comparison.doc, comparison.suites, comparison.doc.met,
-                  comparison.table)
+    return _write(out_dir, doc, comparison.suites, doc.met, comparison.table)
 
 
 def regenerate(directory: Path, extensions: Sequence[ReportExtension] = ()) -> ReportFiles:
