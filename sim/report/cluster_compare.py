@@ -39,6 +39,7 @@ from sim.report.plotting import (
     finish_time_axes,
     legend_outside,
     new_figure,
+    thin_line,
     to_png_aligned,
     variant_colour,
     variant_style,
@@ -309,9 +310,9 @@ def _cpu_overlay(variants: list[ClusterVariant]) -> bytes:
         assert c is not None
         tick = v.run.summary.tick_s
         smooth = moving_mean(c["cpu_utilization"], max(1, round(SMOOTH_S / tick)))
-        ax.plot(c.t_s + tick / 2.0, smooth * 100.0, color=variant_colour(i),
-                ls=variant_style(i), lw=1.4,
-                label=f"{v.name}\nmean {fmt_share(v.cluster.mean_cpu_utilization)}")
+        thin_line(ax, c.t_s + tick / 2.0, smooth * 100.0, color=variant_colour(i),
+                  ls=variant_style(i), lw=1.4,
+                  label=f"{v.name}\nmean {fmt_share(v.cluster.mean_cpu_utilization)}")
     ax.set_title("CPU utilization of the ready nodes (1-minute moving mean)", loc="left")
     ax.set_ylabel("CPU utilization")
     ax.set_ylim(0, 105)
@@ -338,10 +339,11 @@ def _batch_overlay(variants: list[ClusterVariant]) -> bytes:
         assert c is not None
         tick = v.run.summary.tick_s
         style = {"color": variant_colour(i), "ls": variant_style(i)}
-        cores_ax.plot(c.t_s + tick / 2.0, c["batch_cores"], lw=1.3, label=v.name, **style)
+        thin_line(cores_ax, c.t_s + tick / 2.0, c["batch_cores"], lw=1.3, label=v.name,
+                  **style)
         done = c["batch_core_s_done"] / SECONDS_PER_HOUR
-        done_ax.plot(c.t_s + tick, done, lw=1.6,
-                     label=f"{v.name} ({fmt_core_hours(float(done[-1]))})", **style)
+        thin_line(done_ax, c.t_s + tick, done, lw=1.6,
+                  label=f"{v.name} ({fmt_core_hours(float(done[-1]))})", **style)
     cores_ax.set_title("cores held by batch containers", loc="left")
     cores_ax.set_ylabel("cores")
     done_ax.set_title("batch work done so far", loc="left")

@@ -19,16 +19,19 @@ from sim.report.cluster_data import (
     fmt_share,
 )
 from sim.report.data import RunData
+from sim.report.decimate import envelope_indices
 from sim.report.document import fmt_count
 from sim.report.plotting import (
     BATCH_COLOUR,
     IDLE_COLOUR,
     LOSS_COLOUR,
     ONLINE_COLOUR,
+    PANEL_COLUMNS,
     empty_note,
     finish_time_axes,
     legend_outside,
     new_figure,
+    thin_line,
     to_png_aligned,
     y_labels,
     y_percent,
@@ -78,15 +81,17 @@ def plot_cluster_cores(run: RunData) -> bytes:
     fig, axes = new_figure(1, 3.8)
     ax = axes[0]
     ready = c.ready_cores
-    ax.stackplot(x, c["online_cores"], c["batch_cores"], c["idle_cores"],
+    layers = [c["online_cores"], c["batch_cores"], c["idle_cores"]]
+    kept = envelope_indices([*layers, ready], PANEL_COLUMNS)
+    ax.stackplot(x[kept], *(layer[kept] for layer in layers),
                  colors=[ONLINE_COLOUR, BATCH_COLOUR, IDLE_COLOUR],
                  labels=["online instances", "batch containers", "idle"], lw=0)
-    ax.plot(x, ready, color="#222222", lw=1.4, label="capacity of ready nodes")
+    thin_line(ax, x, ready, color="#222222", lw=1.4, label="capacity of ready nodes")
     with np.errstate(divide="ignore", invalid="ignore"):
         per_node = np.where(c["nodes_ready"] > 0, ready / np.maximum(c["nodes_ready"], 1), 0.0)
     if np.any(c["nodes"] > c["nodes_ready"]):
-        ax.plot(x, per_node * c["nodes"], color="#222222", lw=1.0, ls="--",
-                label="with nodes provisioning")
+        thin_line(ax, x, per_node * c["nodes"], color="#222222", lw=1.0, ls="--",
+                  label="with nodes provisioning")
     ax.set_title(f"cores of the ready nodes, mean over each tick (most {fmt_count(max(ready))}"
                  f" cores on {fmt_count(max(c['nodes_ready']))} nodes)", loc="left")
     ax.set_ylabel("cores")
@@ -145,10 +150,12 @@ def plot_cluster_utilization(run: RunData) -> bytes:
     online = np.clip(total - batch, 0.0, None)
     fig, axes = new_figure(1, 3.4)
     ax = axes[0]
-    ax.stackplot(x, online * 100.0, np.minimum(batch, total) * 100.0,
+    layers = [online * 100.0, np.minimum(batch, total) * 100.0]
+    kept = envelope_indices([*layers, total], PANEL_COLUMNS)
+    ax.stackplot(x[kept], *(layer[kept] for layer in layers),
                  colors=[ONLINE_COLOUR, BATCH_COLOUR], labels=["online (busy workers)", "batch"],
                  lw=0, alpha=0.85)
-    ax.plot(x, total * 100.0, color="#222222", lw=1.2, label="CPU utilization")
+    thin_line(ax, x, total * 100.0, color="#222222", lw=1.2, label="CPU utilization")
     summary = run.summary.cluster
     mean = summary.mean_cpu_utilization if summary else _weighted_mean(total, ready)
     ax.axhline(mean * 100.0, color="#222222", lw=1.0, ls="--",
@@ -176,15 +183,16 @@ def plot_cluster_batch(run: RunData) -> bytes:
     fig, axes = new_figure(4, 1.95)
     done_ax, lost_ax, preempt_ax, queue_ax = axes
     done = c["batch_core_s_done"] / SECONDS_PER_HOUR
-    done_ax.fill_between(ends, 0, done, color=BATCH_COLOUR, alpha=0.25, lw=0)
-    done_ax.plot(ends, done, color=BATCH_COLOUR, lw=1.8, label="done")
+    kept = envelope_indices([done], PANEL_COLUMNS)
+    done_ax.fill_between(ends[kept], 0, done[kept], color=BATCH_COLOUR, alpha=0.25, lw=0)
+    done_ax.plot(ends[kept], done[kept], color=BATCH_COLOUR, lw=1.8, label="done")
     done_ax.set_title(f"batch work done so far: {fmt_core_hours(float(done[-1]))} core-hours",
                       loc="left")
     done_ax.set_ylabel("core-hours")
     done_ax.set_ylim(bottom=0)
     lost = c["batch_core_s_lost"] / SECONDS_PER_HOUR
     if np.any(lost > 0):
-        lost_ax.plot(ends, lost, color=LOSS_COLOUR, lw=1.6, label="lost")
+        thin_line(lost_ax, ends, lost, color=LOSS_COLOUR, lw=1.6, label="lost")
         lost_ax.set_ylim(bottom=0)
         lost_ax.set_ylabel("core-hours")
     else:
@@ -204,11 +212,12 @@ def plot_cluster_batch(run: RunData) -> bytes:
     preempt_ax.set_title(f"batch containers preempted per tick ({fmt_count(np.sum(evicted))} "
                          f"in all)", loc="left")
     preempt_ax.set_ylabel("containers")
-    queue_ax.plot(ends, c["batch_running"], color=BATCH_COLOUR, lw=1.5, label="running")
-    queue_ax.plot(ends, c["batch_queued"], color="#555555", lw=1.2, ls="--", label="queued")
+    thin_line(queue_ax, ends, c["batch_running"], color=BATCH_COLOUR, lw=1.5, label="running")
+    thin_line(queue_ax, ends, c["batch_queued"], color="#555555", lw=1.2, ls="--",
+              label="queued")
     if np.any(c["batch_throttled"] > 0):
-        queue_ax.plot(ends, c["batch_throttled"], color=ONLINE_COLOUR, lw=1.2, ls=":",
-                      label="throttled")
+        thin_line(queue_ax, ends, c["batch_throttled"], color=ONLINE_COLOUR, lw=1.2, ls=":",
+                  label="throttled")
     queue_ax.set_title("batch containers at the end of each tick", loc="left")
     queue_ax.set_ylabel("containers")
     _counts(queue_ax)

@@ -13,6 +13,7 @@ from sim.report.derive import cumulative_cost, errors
 from sim.report.document import ReportFigure, fmt_money, fmt_ms
 from sim.report.plots import peak_window, peak_zoom_applies
 from sim.report.plotting import (
+    PANEL_COLUMNS,
     clock_axis,
     latency_axis,
     legend_outside,
@@ -20,6 +21,7 @@ from sim.report.plotting import (
     new_grid,
     service_title,
     slo_line,
+    thin_line,
     to_png,
     to_png_aligned,
     variant_colour,
@@ -84,7 +86,8 @@ def _overlay(variants: list[Variant], services: list[str],
             if span_s is not None:
                 inside = (x >= span_s[0] - tick) & (x <= span_s[1] + tick)
                 x, y = x[inside], y[inside]
-            ax.plot(x, y, color=variant_colour(i), ls=variant_style(i), lw=1.5, label=v.name)
+            thin_line(ax, x, y, color=variant_colour(i), ls=variant_style(i), lw=1.5,
+                      label=v.name)
         slo = _p99_target(variants, service) if log else None
         if slo is not None:
             ax.axhline(slo, color="#c00000", lw=1.0, ls="--", label=f"p99 SLO {fmt_ms(slo)}")
@@ -114,15 +117,16 @@ def _p99_multiples(variants: list[Variant], services: list[str],
     span = span_s or (0.0, max(v.run.summary.duration_s for v in variants))
     lines = {(i, service): _p99_line(v, service, span_s)
              for i, v in enumerate(variants) for service in services}
+    columns = PANEL_COLUMNS // len(variants)  # pixel columns of one small multiple
     for row, service in enumerate(services):
         slo = _p99_target(variants, service)
         for col, v in enumerate(variants):
             ax = axes[row, col]
             for (i, name), (x, y) in lines.items():
                 if name == service and i != col:
-                    ax.plot(x, y, color="#c8c8c8", lw=0.8)
+                    thin_line(ax, x, y, columns, color="#c8c8c8", lw=0.8)
             x, y = lines[(col, service)]
-            ax.plot(x, y, color=variant_colour(col), lw=1.3)
+            thin_line(ax, x, y, columns, color=variant_colour(col), lw=1.3)
             latency_axis(ax)
             ax.set_ylabel("")
             ax.grid(True, alpha=0.3)
@@ -177,8 +181,8 @@ def _cost_overlay(variants: list[Variant]) -> bytes:
             continue
         total = np.sum([c for c in curves if c is not None], axis=0)
         ends = v.run.series[v.run.services[0]].t_s + v.run.summary.tick_s
-        axes[0].plot(ends, total, color=variant_colour(i), ls=variant_style(i), lw=1.8,
-                     label=f"{v.name} ({fmt_money(float(total[-1]), v.run.currency)})")
+        thin_line(axes[0], ends, total, color=variant_colour(i), ls=variant_style(i), lw=1.8,
+                  label=f"{v.name} ({fmt_money(float(total[-1]), v.run.currency)})")
     axes[0].set_title("cost so far, all services", loc="left")
     axes[0].set_ylabel(f"cost ({variants[0].run.currency})")
     axes[0].set_ylim(bottom=0)
