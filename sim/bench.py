@@ -3,7 +3,9 @@
 Both run in this process on the same pre-drawn workload (arrival and service times of a
 three-service scenario with timeouts and fixed instances), so the ratio is measured on this
 machine in this run. Peak memory is measured in fresh child processes for 1x and 10x the
-duration: it should grow with the number of ticks, not of requests.
+duration: it should grow with the number of ticks, not of requests. So is the cost of a small
+run's report, with and without plots, against its simulation: what a CI job running many
+small scenarios pays per run.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,7 +28,7 @@ _BENCH_YAML = """
 name: bench
 seed: 42
 duration_s: {duration_s}
-tick_s: 5
+tick_s: {tick_s}
 traffic: {{kind: constant, rps: {{browse: 3000, order: 400, payment: 300}}}}
 services:
   browse: {{service_time: {{dist: lognormal, mean_ms: 30, p99_ms: 150}}, workers: 16,
@@ -52,13 +55,14 @@ class BenchResult:
     rss_1x_mb: float | None
     rss_10x_mb: float | None
     duration_s: float
+    report: ReportCost | None = None
 
     def as_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
-def bench_scenario(duration_s: float) -> Scenario:
-    return parse_scenario(_BENCH_YAML.format(duration_s=duration_s), "<bench>")
+def bench_scenario(duration_s: float, tick_s: float = 5.0) -> Scenario:
+    return parse_scenario(_BENCH_YAML.format(duration_s=duration_s, tick_s=tick_s), "<bench>")
 
 
 def predraw(scenario: Scenario, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -102,7 +106,61 @@ def run_bench(duration_s: float = 300.0, naive_share: float = 0.25,
     naive_rps = naive_requests / naive_wall
     return BenchResult(requests, engine_wall, engine_rps, naive_requests, naive_wall,
                        naive_rps, engine_rps / naive_rps, end_to_end_rps, rss_1x, rss_10x,
-                       duration_s)
+                       duration_s, _child_report_cost())
+
+
+REPORT_RUN_S = 10.0
+"""Simulated seconds of the small run whose report cost ``peaksim bench`` measures."""
+
+
+@dataclass(frozen=True)
+class ReportCost:
+    """Wall seconds of a small run in a fresh process: simulating it, and writing its report
+    without plots and then with them (the first figure pays matplotlib's import, as in a
+    ``peaksim run``)."""
+
+    duration_s: float
+    simulation_s: float
+    no_plots_s: float
+    plots_s: float
+
+    @property
+    def plots_ratio(self) -> float:
+        """The report with plots over the simulation."""
+        return self.plots_s / self.simulation_s
+
+    @property
+    def no_plots_ratio(self) -> float:
+        """The report without plots over the simulation."""
+        return self.no_plots_s / self.simulation_s
+
+
+def measure_report_cost(duration_s: float = REPORT_RUN_S) -> ReportCost:
+    """Simulate the bench scenario for ``duration_s`` (1-s ticks), then write its report
+    without plots and with them, timing each in this process."""
+    from sim.report import write_report
+
+    scenario = bench_scenario(duration_s, tick_s=1.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        simulate(scenario).write(Path(tmp))
+        simulated = time.perf_counter()
+        write_report(Path(tmp), draw_plots=False)
+        unplotted = time.perf_counter()
+        write_report(Path(tmp))
+        plotted = time.perf_counter()
+    return ReportCost(duration_s, simulated - started, unplotted - simulated,
+                      plotted - unplotted)
+
+
+def _child_report_cost() -> ReportCost:
+    """``measure_report_cost`` in a fresh process, where matplotlib is not imported yet."""
+    code = ("import json; from dataclasses import asdict; "
+            "from sim.bench import measure_report_cost; "
+            "print(json.dumps(asdict(measure_report_cost())))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    return ReportCost(**json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def _child_rss_mb(duration_s: float) -> float:

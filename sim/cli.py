@@ -410,7 +410,8 @@ def bench(
         from sim.bench import run_bench, to_json
 
         console = _err() if as_json else _out()
-        with console.status("benchmarking (engine, naive SimPy model, memory at 1x and 10x)"):
+        with console.status("benchmarking (engine, naive SimPy model, memory at 1x and 10x, "
+                            "report cost)"):
             result = run_bench(duration_s, measure_memory=memory)
         if as_json:
             sys.stdout.write(to_json(result) + "\n")
@@ -428,6 +429,12 @@ def bench(
         if result.rss_1x_mb is not None and result.rss_10x_mb is not None:
             console.print(f"peak RSS: {result.rss_1x_mb:.0f} MB at 1x duration, "
                           f"{result.rss_10x_mb:.0f} MB at 10x")
+        if result.report is not None:
+            cost = result.report
+            console.print(f"report of a {cost.duration_s:g}-s run: {cost.plots_s:.3f} s with "
+                          f"plots, {cost.no_plots_s:.3f} s with --no-plots; report / "
+                          f"simulation: [bold]{cost.plots_ratio:.1f}x[/] and "
+                          f"[bold]{cost.no_plots_ratio:.2f}x[/]")
 
 
 # --- peaksim sweep (sim/sweep*.py; runs in parallel by sim/parallel.py) ---------------
