@@ -226,7 +226,7 @@ def thin_line(ax: Axes, x: np.ndarray, y: np.ndarray, columns: int = PANEL_COLUM
               **style: object) -> None:
     """``ax.plot`` of ``y`` over ``x`` thinned to its min/max envelope over ``columns`` pixel
     columns (``sim.report.decimate``): every peak and dip drawn, no more points than pixels."""
-    ax.plot(*envelope(x, y, columns), **style)  # type: ignore[arg-type]
+    ax.plot(*envelope(x, y, columns), **style)
 
 
 def count_axis(ax: Axes) -> None:
