@@ -66,10 +66,10 @@ def clock_axis(
 ) -> None:
     """Label the x axis (seconds from t=0) with wall-clock times on round clock ticks (at most
     ``most``: fewer on a narrow panel)."""
-    t0, t1 = span_s if span_s is not None else ax.get_xlim()
-    ax.set_xlim(t0, t1)
     from matplotlib.ticker import FixedLocator, FuncFormatter
 
+    t0, t1 = span_s if span_s is not None else ax.get_xlim()
+    ax.set_xlim(t0, t1)
     ax.xaxis.set_major_locator(FixedLocator(clock_ticks(t0, t1, start_clock_s, most)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: clock_label(x, start_clock_s)))
     if label:
