@@ -8,6 +8,7 @@ Ticks and summaries are plain frozen dataclasses, ready for ``dataclasses.asdict
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
+from typing import NamedTuple
 
 import numpy as np
 
@@ -129,9 +130,10 @@ class Meter:
         self.in_use_node_s += rates.nodes_in_use * dt_s
         self.pending_s += rates.pending * dt_s
 
-    def observe(self, rates: Rates) -> None:
-        self.nodes_max = max(self.nodes_max, rates.nodes)
-        self.pending_max = max(self.pending_max, rates.pending)
+    def observe(self, nodes: int, pending: int) -> None:
+        """Note the cluster's node and pending-instance counts now."""
+        self.nodes_max = max(self.nodes_max, nodes)
+        self.pending_max = max(self.pending_max, pending)
 
     def slowdown_stats(self) -> tuple[float | None, float | None]:
         if not self.slowdowns:
@@ -140,9 +142,8 @@ class Meter:
         return float(values.mean()), float(np.percentile(values, 95))
 
 
-@dataclass(frozen=True)
-class Rates:
-    """The cluster's rates between two events."""
+class Rates(NamedTuple):
+    """The cluster's rates between two events (a tuple: one is made per cluster event)."""
 
     nodes: int
     nodes_ready: int

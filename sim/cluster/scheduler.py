@@ -13,15 +13,23 @@ smaller request may pass a larger one that does not fit); batch containers wait 
 ordered by priority (highest first), then submission time, then id. ``reconcile(t)`` places
 what it can: pending online instances first, then the cores of throttled batch containers,
 then queued batch containers.
+
+At the size of a real cluster (thousands of nodes, thousands of queued containers) nothing
+here scans every node or the whole queue per event: rooms come from ``RoomIndex``; the batch
+queue is kept per demand (cores, memory), and a pass merges those queues in queue order,
+dropping a demand as soon as no room fits it (rooms only shrink during a pass, so nothing
+behind it would fit either); only throttled nodes that changed since the last pass are
+looked at again (an unchanged one has no room to give back).
 """
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from sim.cluster.rooms import RoomIndex
 from sim.model import ClusterSection, ColocatedPolicy, NodeType
 from sim.policies.colocation import (
     ColocationPolicy,
@@ -31,11 +39,13 @@ from sim.policies.colocation import (
     Node,
     NodeSet,
     Pool,
-    Room,
     make_policy,
     to_mcpu,
     to_mem_mb,
 )
+
+QueueKey = tuple[int, float, int]
+"""Order of the batch queue: (-priority, submission time, container id)."""
 
 
 @dataclass
@@ -48,6 +58,10 @@ class Changes:
     rerated: list[Container] = field(default_factory=list)
     emptied: list[Node] = field(default_factory=list)
     wake_s: list[float] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.placed or self.started or self.evicted or self.rerated or self.emptied
+                    or self.wake_s)
 
 
 @dataclass(frozen=True)
@@ -67,13 +81,23 @@ class Cluster:
         self.section = section
         self.policy: ColocationPolicy = make_policy(section)
         self.nodes = NodeSet()
+        self.rooms = RoomIndex(self.nodes, self.policy)
         self.pending: list[Container] = []
         self.changes = Changes()
-        self._queue: list[tuple[tuple[int, float, int], int]] = []
+        # queued batch containers by demand (mcpu, MiB), each list in queue order
+        self._queues: dict[tuple[int, int], list[tuple[QueueKey, int]]] = {}
         self._queued: dict[int, Container] = {}
-        self._queue_key: dict[int, tuple[int, float, int]] = {}
+        self._queue_key: dict[int, QueueKey] = {}
         self._next_cid = 0
         self._throttled_nodes: set[int] = set()
+        self._restore_mark = (-1, 0, -math.inf)  # change-log epoch, cursor, time
+        # after a batch pass no demand still queued fits anywhere: until then, only demands
+        # queued since, or that fit a room that grew since, can start
+        self._pass_s = -math.inf
+        self._new_demands: set[tuple[int, int]] = set()
+        self._type_counts: dict[str, int] = {}
+        self._ever_fits: dict[Demand, bool] = {}
+        self._provisioning: dict[int, Node] = {}
         for node_type in section.node_types:
             for index in range(node_type.count):
                 self.add_node(node_type, self.policy.initial_pool(node_type, index), t0_s, t0_s)
@@ -85,11 +109,22 @@ class Cluster:
         node = self.nodes.add(node_type.name, pool, to_mcpu(node_type.cores),
                               to_mem_mb(node_type.memory_gb), node_type.price_per_hour,
                               created_s, ready_s)
+        self._type_counts[node.type_name] = self._type_counts.get(node.type_name, 0) + 1
+        if ready_s > created_s:
+            self._provisioning[node.node_id] = node
         return node
 
     def remove_node(self, node: Node) -> None:
         """Remove an empty node."""
         self.nodes.remove(node)
+        self._type_counts[node.type_name] -= 1
+        self._provisioning.pop(node.node_id, None)
+
+    def provisioning(self, t_s: float) -> list[Node]:
+        """Nodes asked for and not ready at ``t_s``, in creation order."""
+        for node_id in [i for i, n in self._provisioning.items() if n.ready(t_s)]:
+            del self._provisioning[node_id]
+        return list(self._provisioning.values())
 
     @staticmethod
     def capacity_of(node_type: NodeType) -> tuple[int, int]:
@@ -103,7 +138,7 @@ class Cluster:
 
     def count_of(self, type_name: str) -> int:
         """Nodes of a type, ready or provisioning."""
-        return sum(1 for n in self.nodes.nodes.values() if n.type_name == type_name)
+        return self._type_counts.get(type_name, 0)
 
     # ------------------------------------------------------------------ online
     def new_container(
@@ -147,8 +182,8 @@ class Cluster:
             self.changes.emptied.append(node)
 
     def _try_place_online(self, container: Container, t_s: float) -> bool:
-        nodes = list(self.nodes.nodes.values())
-        decision = self.policy.place_online(nodes, Demand(container.mcpu, container.mem_mb), t_s)
+        decision = self.policy.place_online(self.rooms, Demand(container.mcpu, container.mem_mb),
+                                            t_s)
         if decision is None:
             return False
         node = self.nodes.nodes[decision.node_id]
@@ -172,14 +207,21 @@ class Cluster:
             return
         if not params.batch_refill:
             node.batch_hold_until_s = math.inf
+            self.nodes.changed(node)
         elif params.refill_delay_s > 0:
             node.batch_hold_until_s = max(node.batch_hold_until_s, t_s + params.refill_delay_s)
             self.changes.wake_s.append(node.batch_hold_until_s)
+            self.nodes.changed(node)
+            self.nodes.wake_at(node, node.batch_hold_until_s)
 
     # ------------------------------------------------------------------ batch
     def submit_batch(self, container: Container, submit_s: float) -> bool:
         """Queue a batch container; False (and not queued) if no node could ever hold it."""
-        if not self.policy.batch_can_ever_fit(Demand(container.mcpu, container.mem_mb)):
+        demand = Demand(container.mcpu, container.mem_mb)
+        fits = self._ever_fits.get(demand)
+        if fits is None:
+            fits = self._ever_fits[demand] = self.policy.batch_can_ever_fit(demand)
+        if not fits:
             return False
         self._queue_key[container.cid] = (-container.priority, submit_s, container.cid)
         self._enqueue(container)
@@ -192,22 +234,30 @@ class Cluster:
 
     @property
     def queued_count(self) -> int:
-        return len(self._queue)
+        return len(self._queued)
 
     @property
     def queued(self) -> list[Container]:
         """Queued batch containers in the order they will be tried."""
-        return [self._queued[cid] for _, cid in self._queue]
+        return [self._queued[cid] for _, cid in heapq.merge(*self._queues.values())]
 
     def _enqueue(self, container: Container) -> None:
         key = self._queue_key[container.cid]
-        bisect.insort(self._queue, (key, container.cid))
+        demand = (container.mcpu, container.mem_mb)
+        queue = self._queues.get(demand)
+        if queue is None:
+            queue = self._queues[demand] = []
+            self._new_demands.add(demand)
+        bisect.insort(queue, (key, container.cid))
         self._queued[container.cid] = container
 
     def _dequeue(self, container: Container) -> None:
         key = self._queue_key.pop(container.cid)
-        index = bisect.bisect_left(self._queue, (key, container.cid))
-        del self._queue[index]
+        demand = (container.mcpu, container.mem_mb)
+        queue = self._queues[demand]
+        del queue[bisect.bisect_left(queue, (key, container.cid))]
+        if not queue:
+            del self._queues[demand]
         del self._queued[container.cid]
 
     # ------------------------------------------------------------------ reconcile
@@ -223,11 +273,20 @@ class Cluster:
                     still.append(container)
             self.pending = still
         self._restore_throttled(t_s)
-        if self._queue:
+        if self._queued:
             self._start_queued(t_s)
 
     def _restore_throttled(self, t_s: float) -> None:
-        for node_id in sorted(self._throttled_nodes):
+        epoch, cursor, since_s = self._restore_mark
+        changed = self.nodes.changes_since(epoch, cursor)
+        woken = self.nodes.woken(since_s, t_s) if t_s > since_s else []
+        self._restore_mark = (self.nodes.epoch, len(self.nodes.log), max(since_s, t_s))
+        if not self._throttled_nodes:
+            return
+        todo = set(self._throttled_nodes)
+        if changed is not None:
+            todo.intersection_update({*changed, *woken})
+        for node_id in sorted(todo):
             node = self.nodes.nodes.get(node_id)
             if node is None:
                 self._throttled_nodes.discard(node_id)
@@ -246,42 +305,58 @@ class Cluster:
                 self._throttled_nodes.discard(node_id)
 
     def _start_queued(self, t_s: float) -> None:
-        rooms: dict[int, Room] = {}
-        for node in self.nodes.nodes.values():
-            room = self.policy.batch_room(node, t_s)
-            if room is not None and room.free_mcpu > 0 and room.free_mem_mb > 0:
-                rooms[node.node_id] = room
-        if not rooms:
+        """Start queued containers in queue order where a room fits (backfill: one that fits
+        nowhere is skipped). Merges the per-demand queues; a demand no room fits drops out."""
+        nodes = self.nodes
+        grown = nodes.take_grown()
+        if nodes.wakes and t_s > self._pass_s:
+            grown.update(nodes.woken(self._pass_s, t_s))
+        self._pass_s = max(self._pass_s, t_s)
+        candidates = self._new_demands & self._queues.keys()
+        self._new_demands = set()
+        rooms = [r for node_id in grown if (node := nodes.nodes.get(node_id)) is not None
+                 and (r := self.policy.room("batch", node, t_s)) is not None]
+        if rooms:
+            most_mcpu = max(r.free_mcpu for r in rooms)
+            candidates.update(d for d in self._queues if d[0] <= most_mcpu and any(
+                d[0] <= r.free_mcpu and d[1] <= r.free_mem_mb for r in rooms))
+        if not candidates:
             return
-        most_mcpu, most_mem = _largest(rooms.values())
-        kept: list[tuple[tuple[int, float, int], int]] = []
-        for i, entry in enumerate(self._queue):
-            if not rooms:
-                kept.extend(self._queue[i:])
-                break
-            container = self._queued[entry[1]]
-            if container.mcpu > most_mcpu or container.mem_mb > most_mem:
-                kept.append(entry)  # fits nowhere: skip without asking the strategy
-                continue
-            node_id = self.policy.place_batch(list(rooms.values()),
-                                              Demand(container.mcpu, container.mem_mb))
+        heads = [(self._queues[demand][0], demand) for demand in candidates]
+        heapq.heapify(heads)
+        while heads:
+            (_, cid), demand = heapq.heappop(heads)
+            node_id = self.policy.place_batch(self.rooms, Demand(*demand), t_s)
             if node_id is None:
-                kept.append(entry)
-                continue
-            node = self.nodes.nodes[node_id]
-            self.nodes.bind(container, node, t_s)
-            del self._queued[container.cid]
+                continue  # fits nowhere now, nor later in this pass
+            queue = self._queues[demand]
+            queue.pop(0)
+            container = self._queued.pop(cid)
+            self.nodes.bind(container, self.nodes.nodes[node_id], t_s)
             self.changes.started.append(container)
-            room = self.policy.batch_room(node, t_s)
-            if room is None or room.free_mcpu <= 0 or room.free_mem_mb <= 0:
-                rooms.pop(node_id)
+            if queue:
+                heapq.heappush(heads, (queue[0], demand))
             else:
-                rooms[node_id] = room
-            if rooms:
-                most_mcpu, most_mem = _largest(rooms.values())
-        self._queue = kept  # a subsequence of a sorted list: still sorted
+                del self._queues[demand]
 
     # ------------------------------------------------------------------ misc
+    def quiet(self, t_s: float, freed: int | None = None) -> bool:
+        """Whether a ``reconcile`` at ``t_s`` would do nothing: no instance pending, nothing
+        done since the last one but placing online instances in free room (or removing one
+        from node ``freed`` whose room then fits no queued batch container and holds no
+        throttled one), no room opened by time since."""
+        since_s = self._restore_mark[2]
+        if self.pending or self.changes or (
+                self.nodes.wakes and t_s > since_s and self.nodes.woken(since_s, t_s)):
+            return False
+        if freed is None:
+            return True
+        if freed in self._throttled_nodes:
+            return False
+        room = self.policy.room("batch", self.nodes.nodes[freed], t_s)
+        return room is None or not any(
+            mcpu <= room.free_mcpu and mem_mb <= room.free_mem_mb for mcpu, mem_mb in self._queues)
+
     def take_changes(self) -> Changes:
         """What happened since the last call (and start a fresh record)."""
         changes, self.changes = self.changes, Changes()
@@ -292,12 +367,12 @@ class Cluster:
         self.nodes.check_invariants()
         assert all(c.node_id is None for c in self.pending), "a pending instance has a node"
         assert all(c.node_id is None for c in self._queued.values()), "a queued one has a node"
-        assert len(self._queue) == len(self._queued), "batch queue and index disagree"
-        assert self._queue == sorted(self._queue), "batch queue out of order"
+        queued = [cid for queue in self._queues.values() for _, cid in queue]
+        assert sorted(queued) == sorted(self._queued), "batch queue and index disagree"
+        for demand, queue in self._queues.items():
+            assert queue and queue == sorted(queue), "batch queue empty or out of order"
+            assert all((self._queued[cid].mcpu, self._queued[cid].mem_mb) == demand
+                       for _, cid in queue), "batch container queued under another demand"
         bound = {cid for n in self.nodes.nodes.values() for cid in n.batch}
         assert set(self._queue_key) == bound | set(self._queued), "batch containers went astray"
 
-
-def _largest(rooms: Iterable[Room]) -> tuple[int, int]:
-    rooms = list(rooms)
-    return max(r.free_mcpu for r in rooms), max(r.free_mem_mb for r in rooms)

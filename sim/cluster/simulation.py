@@ -18,6 +18,12 @@ go backwards. The API, in the order an engine uses it::
                                                         #   busy worker-s / (workers * tick_s)
     cs.summary()                                        # ClusterSummary of the run so far
 
+An engine with fleets of tens of thousands of instances marks the instances that serve
+(``mark_ready``) and reports one busy share per service instead (``tick(t, service_busy=...)``,
+``service_inflation()``): the per-tick cost is then O(nodes), not O(instances)
+(``sim.cluster.utilization``). The cluster's own per-event cost does not grow with the
+nodes either: rooms are indexed (``sim.cluster.rooms``), totals kept as containers move.
+
 An online request at time t is served before batch events at the same t. Batch containers run
 at full speed on the cores they hold (a throttled one at eff/requested speed) and count as fully
 busy for CPU utilization; an online instance counts ``cores x busy fraction``. Interference uses
@@ -28,15 +34,16 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
 from sim.cluster.batch_books import BatchBooks
 from sim.cluster.metrics import BatchAccounting, ClusterSummary, ClusterTick, Meter, Rates
 from sim.cluster.scheduler import Cluster
+from sim.cluster.utilization import ServiceLoad
 from sim.model import (
     BatchJob,
     ClusterSection,
@@ -45,7 +52,7 @@ from sim.model import (
     load_workload,
     node_cpu_utilization,
 )
-from sim.policies.colocation import MCPU_PER_CORE, Container, Node
+from sim.policies.colocation import MCPU_PER_CORE, Container, Node, to_mcpu
 
 if TYPE_CHECKING:
     from sim.model import Scenario
@@ -53,8 +60,7 @@ if TYPE_CHECKING:
 _FINISH, _NODE_READY, _IDLE, _WAKE = range(4)
 
 
-@dataclass(frozen=True)
-class InstancePlacement:
+class InstancePlacement(NamedTuple):
     """Where an online instance is: ``node_id`` None while pending. ``t_s`` is when it was
     placed (its boot starts then); ``evicted``/``throttled`` count batch containers that
     yielded for it."""
@@ -96,9 +102,14 @@ class ClusterSim:
         self._placed: list[InstancePlacement] = []
         self._requesting: int | None = None
         self.books = BatchBooks(self.cluster, section)
+        self.load = ServiceLoad(self.cluster.nodes,
+                                {n: to_mcpu(cores) for n, (cores, _) in self._resources.items()})
         self.meter = Meter()
         self._last_tick = (t0_s, Meter())
-        self._rates = self._measure()
+        self._fleet: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)
+        self._fleet_key = (-1, -1.0)
+        self._rates_now: Rates | None = None
+        self._measure()
         for node in self.cluster.nodes.nodes.values():
             self._schedule_idle(node, t0_s)
         self._absorb(t0_s)
@@ -132,8 +143,11 @@ class ClusterSim:
         self._cores_of[container.cid] = container.mcpu / MCPU_PER_CORE
         result = self.cluster.place(container, t_s)
         self._requesting = container.cid
-        self._absorb(t_s)
-        self._reconcile(t_s)
+        if self.cluster.quiet(t_s):
+            self._measure()  # placed in free room, nothing waiting: reconciling does nothing
+        else:
+            self._absorb(t_s)
+            self._reconcile(t_s)
         self._requesting = None
         return self._placement(container, t_s, len(result.evicted), len(result.throttled))
 
@@ -142,7 +156,12 @@ class ClusterSim:
         self._run(t_s, inclusive=False)
         container = self._instances.pop(instance_id)
         self._busy.pop(instance_id, None)
+        self.load.remove(instance_id)
+        node_id = container.node_id
         self.cluster.remove(container, t_s)
+        if node_id is not None and self.cluster.quiet(t_s, freed=node_id):
+            self._measure()  # the room it left fits nothing waiting: reconciling does nothing
+            return
         self._absorb(t_s)
         self._reconcile(t_s)
 
@@ -150,6 +169,14 @@ class ClusterSim:
         """Pending instances that found a node since the last call, in placement order."""
         placed, self._placed = self._placed, []
         return placed
+
+    def mark_ready(self, instance_ids: Iterable[int]) -> None:
+        """These placed instances serve from now on: each is busy at its service's share of
+        the ticks that ``tick(..., service_busy=...)`` reports."""
+        for instance_id in instance_ids:
+            container = self._instances[instance_id]
+            assert container.node_id is not None, "a pending instance cannot serve"
+            self.load.mark_ready(instance_id, container.node_id, container.owner)
 
     def pending_instances(self, service: str | None = None) -> int:
         return sum(1 for c in self.cluster.pending if service is None or c.owner == service)
@@ -161,7 +188,20 @@ class ClusterSim:
             return 0.0
         node = self.cluster.nodes.nodes[node_id]
         return node_cpu_utilization(node.mcpu, node.batch_mcpu, (
-            (c.mcpu, self._busy.get(c.cid, 0.0)) for c in node.online.values()))
+            (c.mcpu, self._busy_of(c)) for c in node.online.values()))
+
+    def _busy_of(self, c: Container) -> float:
+        if self.load.is_ready(c.cid):
+            return self.load.shares[c.owner]
+        return self._busy.get(c.cid, 0.0)
+
+    def service_inflation(self) -> dict[str, float]:
+        """Mean service-time multiplier of each service's instances marked ready (services
+        without one left out), from every node's utilization at once."""
+        extra = [(c.node_id, c.mcpu * share) for iid, share in self._busy.items()
+                 if not self.load.is_ready(iid)
+                 and (c := self._instances[iid]).node_id is not None]
+        return self.load.inflation(self.section.interference, extra)
 
     def inflation_factor(self, instance_id: int) -> float:
         """Service-time multiplier of the instance from its node's utilization."""
@@ -175,14 +215,17 @@ class ClusterSim:
     def next_event_s(self) -> float | None:
         """Time of the next cluster event (batch arrival or completion, node ready, idle-node
         check, refill), or None."""
-        times = [self._heap[0][0]] if self._heap else []
+        t_s = self._heap[0][0] if self._heap else None
         if self._next_job < len(self._jobs):
-            times.append(max(self._t0_s, self._jobs[self._next_job].submit_s))
-        return min(times) if times else None
+            job_s = max(self._t0_s, self._jobs[self._next_job].submit_s)
+            t_s = job_s if t_s is None else min(t_s, job_s)
+        return t_s
 
     def _run(self, to_t_s: float, inclusive: bool) -> None:
         if to_t_s < self.now_s:
             raise ValueError(f"time went backwards: {to_t_s} < {self.now_s}")
+        if to_t_s == self.now_s and not inclusive:
+            return  # a second request at the same time: no event can be due before it
         while True:
             t = self.next_event_s()
             if t is None or t > to_t_s or (t == to_t_s and not inclusive):
@@ -219,20 +262,37 @@ class ClusterSim:
             self.meter.add(t_s - self.now_s, self._rates)
             self.now_s = t_s
 
-    def _measure(self) -> Rates:
-        nodes = self.cluster.nodes.nodes.values()
-        ready = [n for n in nodes if n.ready(self.now_s)]
-        rates = Rates(
-            nodes=len(nodes), nodes_ready=len(ready),
-            nodes_in_use=sum(1 for n in ready if not n.empty),
-            price_per_hour=sum(n.price_per_hour for n in nodes),
-            ready_cores=sum(n.mcpu for n in ready) / MCPU_PER_CORE,
-            online_cores=sum(n.online_mcpu for n in ready) / MCPU_PER_CORE,
-            batch_cores=sum(n.batch_mcpu for n in ready) / MCPU_PER_CORE,
+    def _measure(self) -> None:
+        """The cluster changed: note the most nodes and pending instances; the rates are
+        recounted when next needed."""
+        self._rates_now = None
+        self.meter.observe(len(self.cluster.nodes.nodes), len(self.cluster.pending))
+
+    @property
+    def _rates(self) -> Rates:
+        if self._rates_now is None:
+            self._rates_now = self._count()
+        return self._rates_now
+
+    def _count(self) -> Rates:
+        nodeset = self.cluster.nodes
+        if nodeset.members != self._fleet_key[0] or self.now_s >= self._fleet_key[1]:
+            # the node set changed or a node became ready: recount (rare)
+            nodes = nodeset.nodes.values()
+            ready = [n for n in nodes if n.ready(self.now_s)]
+            self._fleet = (len(nodes), len(ready), sum(n.price_per_hour for n in nodes),
+                           sum(n.mcpu for n in ready) / MCPU_PER_CORE)
+            coming = [n.ready_s for n in nodes if not n.ready(self.now_s)]
+            self._fleet_key = (nodeset.members, min(coming, default=math.inf))
+        count, ready_count, price, ready_cores = self._fleet
+        # containers sit on ready nodes only, so the totals are the ready nodes' totals
+        return Rates(
+            nodes=count, nodes_ready=ready_count, nodes_in_use=nodeset.in_use,
+            price_per_hour=price, ready_cores=ready_cores,
+            online_cores=nodeset.online_mcpu / MCPU_PER_CORE,
+            batch_cores=nodeset.batch_mcpu / MCPU_PER_CORE,
             pending=len(self.cluster.pending),
         )
-        self.meter.observe(rates)
-        return rates
 
     # ------------------------------------------------------------------ decisions
     def _reconcile(self, t_s: float) -> None:
@@ -241,7 +301,7 @@ class ClusterSim:
         if self._scale_up(t_s):
             self.cluster.reconcile(t_s)
             self._absorb(t_s)
-        self._rates = self._measure()
+        self._measure()
 
     def _scale_up(self, t_s: float) -> bool:
         """Ask for nodes for pending online instances not covered by nodes already on their
@@ -249,8 +309,8 @@ class ClusterSim:
         if not self.section.cluster_autoscaling.enabled or not self.cluster.pending:
             return False
         policy = self.cluster.policy
-        rooms = [[n.mcpu, n.mem_mb] for n in self.cluster.nodes.nodes.values()
-                 if not n.ready(t_s) and n.pool == policy.online_pool]
+        rooms = [[n.mcpu, n.mem_mb] for n in self.cluster.provisioning(t_s)
+                 if n.pool == policy.online_pool]
         added: dict[str, int] = {}
         for c in self.cluster.pending:
             room = next((r for r in rooms if r[0] >= c.mcpu and r[1] >= c.mem_mb), None)
@@ -294,7 +354,10 @@ class ClusterSim:
     # ------------------------------------------------------------------ batch books
     def _absorb(self, t_s: float) -> None:
         """Book what the cluster just did: evictions, starts, rate changes, placements."""
-        changes = self.cluster.take_changes()
+        changes = self.cluster.changes
+        if not changes:
+            return
+        self.cluster.take_changes()
         for container in changes.evicted:
             self.books.evict(container, t_s)
         for container in (*changes.started, *changes.rerated):
@@ -315,9 +378,11 @@ class ClusterSim:
         return self.books.accounting(self.now_s, self.meter.batch_core_s)
 
     # ------------------------------------------------------------------ metrics
-    def tick(self, t_s: float, busy_fractions: Mapping[int, float] | None = None) -> ClusterTick:
+    def tick(self, t_s: float, busy_fractions: Mapping[int, float] | None = None,
+             service_busy: Mapping[str, float] | None = None) -> ClusterTick:
         """Advance to ``t_s`` and report the tick since the previous call. ``busy_fractions``
-        maps online instance ids to their busy share of the tick (missing: 0)."""
+        maps online instance ids to their busy share of the tick (missing: 0);
+        ``service_busy`` gives one share for every instance of a service marked ready."""
         self.advance(t_s)
         start_s, before = self._last_tick
         length_s = t_s - start_s
@@ -327,6 +392,8 @@ class ClusterSim:
             busy_core_s += share * self._cores_of[iid] * length_s
             if iid in self._instances:
                 self._busy[iid] = share
+        if service_busy:
+            busy_core_s += self.load.set_shares(service_busy) / MCPU_PER_CORE * length_s
         self.meter.online_busy_core_s += busy_core_s
         m, rates = self.meter, self._rates
         ready_core_s = m.ready_core_s - before.ready_core_s
@@ -336,7 +403,7 @@ class ClusterSim:
         def mean(core_s: float) -> float:  # millicore resolution hides float residue
             return round(core_s / length_s, 3) if length_s > 0 else 0.0
 
-        running = self.books.running()
+        nodes = self.cluster.nodes
         row = ClusterTick(
             t_s=float(start_s), nodes=rates.nodes, nodes_ready=rates.nodes_ready,
             nodes_in_use=rates.nodes_in_use, online_cores=mean(online_core_s),
@@ -344,9 +411,8 @@ class ClusterSim:
             idle_cores=mean(ready_core_s - online_core_s - batch_core_s),
             cpu_utilization=round((busy_core_s + batch_core_s) / ready_core_s, 6)
             if ready_core_s > 0 else 0.0,
-            pending_instances=rates.pending, batch_running=len(running),
-            batch_queued=self.cluster.queued_count,
-            batch_throttled=sum(1 for t in running if t.container.throttled),
+            pending_instances=rates.pending, batch_running=nodes.batch_running,
+            batch_queued=self.cluster.queued_count, batch_throttled=nodes.batch_throttled,
             batch_preempted=m.preemptions - before.preemptions,
             batch_jobs_completed=m.jobs_completed - before.jobs_completed,
             batch_core_s_done=self.books.done_core_s, batch_core_s_lost=self.books.lost_core_s,

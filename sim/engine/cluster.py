@@ -7,6 +7,13 @@ engine has changed the cluster, so pending instances start booting at the exact 
 appears. Every tick the link reports each online instance's busy share to the cluster, records
 the cluster's tick row, and refreshes the service-time inflation of the ready instances from
 their nodes' CPU utilization.
+
+The exact engine reports shares and reads inflation per instance (its data plane draws a
+factor per request). The fluid engine, whose fleets reach tens of thousands of instances,
+tells the cluster which instances serve as they become ready and reports one share per
+service; its plane needs only each service's mean factor, which the cluster computes from
+every node at once (``ClusterSim.service_inflation``). The shares are the same either way:
+the tick's busy worker-seconds spread evenly over the instances ready at its end.
 """
 
 from __future__ import annotations
@@ -53,6 +60,11 @@ class ClusterLink:
         self._by_cluster_id.pop(inst.cluster_id, None)
         self._changed()
 
+    def ready(self, insts: list[Instance]) -> None:
+        """``insts`` (placed by the cluster) became ready: they serve from now on."""
+        if self.sim.engine != "exact":
+            self.cs.mark_ready([i.cluster_id for i in insts if i.cluster_id is not None])
+
     def _absorb_placed(self) -> None:
         """Start booting the pending instances the scheduler has just placed."""
         placed: list[InstancePlacement] = self.cs.take_placed()
@@ -96,25 +108,33 @@ class ClusterLink:
     def on_tick(self, tick: int, end_s: float) -> None:
         """Report the tick to the cluster and refresh interference (called by the ticker)."""
         sim = self.sim
+        per_instance = sim.engine == "exact"
         busy: dict[int, float] = {}
+        shares: dict[str, float] = {}
         for rt in sim.services.values():
             rt.plane.advance_to(end_s)
             sim.book_capacity(rt)  # capacity is otherwise booked only at changes and scrapes
             acc = rt.plane.acc
             per_tick = len(acc.busy_ws) // sim.n_ticks
             busy_ws = float(acc.busy_ws[tick * per_tick:(tick + 1) * per_tick].sum())
-            ready = [i for i in rt.instances if i.ready and i.cluster_id is not None]
-            if not ready:
+            if not rt.n_ready:
                 continue
             # the tick's busy worker-seconds spread over the instances ready at its end, so
             # the cluster counts exactly the busy cores the services had in the tick
             tick_len_s = end_s - tick * sim.tick_s
-            share = busy_ws / (len(ready) * rt.spec.workers * tick_len_s)
-            for inst in ready:
-                assert inst.cluster_id is not None
-                busy[inst.cluster_id] = share
-        self.rows.append(self.cs.tick(end_s, busy))
+            share = busy_ws / (rt.n_ready * rt.spec.workers * tick_len_s)
+            if not per_instance:
+                shares[rt.name] = share
+                continue
+            for inst in rt.instances:
+                if inst.ready and inst.cluster_id is not None:
+                    busy[inst.cluster_id] = share
+        self.rows.append(self.cs.tick(end_s, busy, shares))
         self._absorb_placed()
+        if not per_instance:
+            for name, factor in self.cs.service_inflation().items():
+                sim.services[name].plane.inflation = np.asarray([factor])
+            return
         for rt in sim.services.values():
             factors = [self.cs.inflation_factor(i.cluster_id) for i in rt.instances
                        if i.ready and i.cluster_id is not None]

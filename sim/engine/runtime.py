@@ -98,10 +98,12 @@ class EngineState(Protocol):
     """What the controller, the cluster link and the run result use of a running simulation.
 
     Times are simulated seconds; ``bucket_s`` divides ``tick_s`` (the engine's accounting
-    resolution), ``events`` is the run's event log (dicts, see docs/formats.md).
+    resolution), ``events`` is the run's event log (dicts, see docs/formats.md); ``engine``
+    names the data plane (``exact`` or ``fluid``).
     """
 
     scenario: Scenario
+    engine: str
     traffic: TrafficModel
     seed: int
     env: simpy.Environment

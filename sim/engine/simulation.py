@@ -114,6 +114,8 @@ class Simulation:
         if inst.ready:
             rt.n_ready += 1
             del rt.not_ready[id(inst)]
+            if self.cluster is not None:
+                self.cluster.ready([inst])
         else:
             # instances started together become ready together: one process per group
             key = (rt.name, inst.ready_s)
@@ -142,6 +144,8 @@ class Simulation:
                 inst.ready = True
                 del rt.not_ready[id(inst)]
             rt.n_ready += len(alive)
+            if self.cluster is not None:
+                self.cluster.ready(alive)
             self._readiness_changed(rt)
 
     def _remove_instances(self, rt: ServiceRuntime, count: int, mode: str,

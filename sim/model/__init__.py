@@ -30,7 +30,7 @@ from sim.model.cluster_config import (
     NodeType,
     check_cluster,
 )
-from sim.model.interference import node_cpu_utilization
+from sim.model.interference import Interference, node_cpu_utilization
 from sim.model.loader import (
     load_scenario,
     parse_scenario,
@@ -89,6 +89,7 @@ __all__ = [
     "Dist",
     "Fault",
     "HasResources",
+    "Interference",
     "KeyframesTraffic",
     "LATENCY_QUANTILES",
     "LatencyCounts",

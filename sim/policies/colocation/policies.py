@@ -16,33 +16,35 @@ Two registries (name -> class):
   spared is reprieved).
 
 A policy reads ``Node``/``Container`` records and returns decisions (``OnlineDecision``, a node
-id); it never changes them, keeps no clock and draws no random numbers.
+id); it never changes them, keeps no clock and draws no random numbers. It defines the rooms
+(``room``: what counts as free on a node for each ``RoomKind``) and asks a ``RoomSource`` for
+the node its strategy prefers among them: ``ScanRooms`` looks at every node (the reference),
+``sim.cluster.rooms.RoomIndex`` gives the same answers from indexes kept current as nodes
+change, for clusters of thousands of nodes.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import ClassVar
+from typing import ClassVar, Literal, NamedTuple, Protocol
 
 from sim.model import ClusterSection, ColocatedPolicy, DedicatedPolicy, NodeType
 from sim.policies.colocation.state import Container, Node, Pool, to_mcpu, to_mem_mb
 
 
-@dataclass(frozen=True)
-class Demand:
+class Demand(NamedTuple):
     """What a container requests: millicores and MiB."""
 
     mcpu: int
     mem_mb: int
 
 
-@dataclass(frozen=True)
-class Room:
-    """A node as a strategy sees it: capacity and the room that counts as free."""
+class Room(NamedTuple):
+    """A node as a strategy sees it: capacity and the room that counts as free (a tuple:
+    rooms are built by the hundred thousand in a real-sized run)."""
 
     node_id: int
     cap_mcpu: int
@@ -54,14 +56,49 @@ class Room:
         return demand.mcpu <= self.free_mcpu and demand.mem_mb <= self.free_mem_mb
 
 
-@dataclass(frozen=True)
-class OnlineDecision:
+class OnlineDecision(NamedTuple):
     """Put the online instance on ``node_id`` after evicting ``evict`` (container ids) and
     throttling each of ``throttle`` (container id, new effective mcpu)."""
 
     node_id: int
     evict: tuple[int, ...] = ()
     throttle: tuple[tuple[int, int], ...] = ()
+
+
+RoomKind = Literal["free", "reclaim", "batch"]
+"""``free``: room not held by anything, for online instances; ``reclaim``: room not held by
+online instances (batch may yield it); ``batch``: room batch may start on."""
+
+
+class RoomSource(Protocol):
+    """The nodes of a cluster as a policy asks about them."""
+
+    def pick(self, kind: RoomKind, strategy: PlacementStrategy, demand: Demand,
+             t_s: float) -> int | None:
+        """The node ``strategy`` picks among the rooms of ``kind`` at ``t_s`` that fit
+        ``demand`` (None when none fits)."""
+        ...
+
+    def node(self, node_id: int) -> Node:
+        """The node called ``node_id``."""
+        ...
+
+
+class ScanRooms:
+    """A ``RoomSource`` that builds every room of every node at each question."""
+
+    def __init__(self, nodes: Mapping[int, Node], policy: ColocationPolicy) -> None:
+        self.nodes = nodes
+        self.policy = policy
+
+    def pick(self, kind: RoomKind, strategy: PlacementStrategy, demand: Demand,
+             t_s: float) -> int | None:
+        room = self.policy.room
+        rooms = [r for n in self.nodes.values() if (r := room(kind, n, t_s)) is not None]
+        return strategy.pick(rooms, demand)
+
+    def node(self, node_id: int) -> Node:
+        return self.nodes[node_id]
 
 
 # ----------------------------------------------------------------------------- strategies
@@ -202,9 +239,21 @@ class ColocationPolicy(ABC):
 
     @abstractmethod
     def place_online(
-        self, nodes: Sequence[Node], demand: Demand, t_s: float
+        self, rooms: RoomSource, demand: Demand, t_s: float
     ) -> OnlineDecision | None:
         """Where a new online instance goes and what must yield there (None: pending)."""
+
+    def room(self, kind: RoomKind, node: Node, t_s: float) -> Room | None:
+        """The room of ``kind`` on ``node`` at ``t_s`` (None: the node offers none). It
+        changes only when the node changes, becomes ready or ends a refill hold."""
+        if kind == "batch":
+            return self.batch_room(node, t_s)
+        if node.pool != self.online_pool or not node.ready(t_s):
+            return None
+        if kind == "free":
+            return Room(node.node_id, node.mcpu, node.mem_mb, node.free_mcpu, node.free_mem_mb)
+        return Room(node.node_id, node.mcpu, node.mem_mb, node.mcpu - node.online_mcpu,
+                    node.mem_mb - node.online_mem_mb)
 
     def batch_room(self, node: Node, t_s: float) -> Room | None:
         """The room batch may use on ``node`` now (None: batch may not start here)."""
@@ -212,9 +261,9 @@ class ColocationPolicy(ABC):
             return None
         return Room(node.node_id, node.mcpu, node.mem_mb, node.free_mcpu, node.free_mem_mb)
 
-    def place_batch(self, rooms: Sequence[Room], demand: Demand) -> int | None:
+    def place_batch(self, rooms: RoomSource, demand: Demand, t_s: float) -> int | None:
         """Which node a queued batch container starts on (None: it keeps waiting)."""
-        return self.batch_strategy.pick(rooms, demand)
+        return rooms.pick("batch", self.batch_strategy, demand, t_s)
 
     def batch_share(self) -> float:
         """Share of a node's cores batch may hold."""
@@ -235,12 +284,6 @@ class ColocationPolicy(ABC):
     def restore_order(self, node: Node) -> list[Container]:
         """Throttled containers get their cores back highest priority first, oldest first."""
         return [c for c in reversed(preemption_order(node.batch.values())) if c.throttled]
-
-    def _free_rooms(self, nodes: Sequence[Node], t_s: float) -> list[Room]:
-        return [
-            Room(n.node_id, n.mcpu, n.mem_mb, n.free_mcpu, n.free_mem_mb)
-            for n in nodes if n.pool == self.online_pool and n.ready(t_s)
-        ]
 
 
 class Dedicated(ColocationPolicy):
@@ -265,9 +308,9 @@ class Dedicated(ColocationPolicy):
         return [t for t in self.section.node_types if self.params.online.get(t.name) != "all"]
 
     def place_online(
-        self, nodes: Sequence[Node], demand: Demand, t_s: float
+        self, rooms: RoomSource, demand: Demand, t_s: float
     ) -> OnlineDecision | None:
-        node_id = self.online_strategy.pick(self._free_rooms(nodes, t_s), demand)
+        node_id = rooms.pick("free", self.online_strategy, demand, t_s)
         return None if node_id is None else OnlineDecision(node_id)
 
 
@@ -290,21 +333,16 @@ class Colocated(ColocationPolicy):
         return list(self.section.node_types)
 
     def place_online(
-        self, nodes: Sequence[Node], demand: Demand, t_s: float
+        self, rooms: RoomSource, demand: Demand, t_s: float
     ) -> OnlineDecision | None:
-        node_id = self.online_strategy.pick(self._free_rooms(nodes, t_s), demand)
+        node_id = rooms.pick("free", self.online_strategy, demand, t_s)
         if node_id is not None:
             return OnlineDecision(node_id)
         # No free room anywhere: batch capacity counts as reclaimable.
-        by_id = {n.node_id: n for n in nodes}
-        reclaimable = [
-            Room(n.node_id, n.mcpu, n.mem_mb, n.mcpu - n.online_mcpu, n.mem_mb - n.online_mem_mb)
-            for n in nodes if n.pool == self.online_pool and n.ready(t_s)
-        ]
-        node_id = self.online_strategy.pick(reclaimable, demand)
+        node_id = rooms.pick("reclaim", self.online_strategy, demand, t_s)
         if node_id is None:
             return None
-        node = by_id[node_id]
+        node = rooms.node(node_id)
         need_mcpu = max(0, demand.mcpu - node.free_mcpu)
         need_mem = max(0, demand.mem_mb - node.free_mem_mb)
         if self.params.preemption == "throttle":
@@ -318,13 +356,15 @@ class Colocated(ColocationPolicy):
         return OnlineDecision(node_id, tuple(c.cid for c in victims))
 
     def batch_room(self, node: Node, t_s: float) -> Room | None:
-        room = super().batch_room(node, t_s)
-        if room is None:
+        if node.pool != self.batch_pool or node.ready_s > t_s or node.batch_hold_until_s > t_s:
             return None
         # batch_max_share keeps headroom for online on every node.
-        cap = math.floor(self.params.batch_max_share * node.mcpu) - node.batch_mcpu
-        return Room(room.node_id, room.cap_mcpu, room.cap_mem_mb,
-                    max(0, min(room.free_mcpu, cap)), room.free_mem_mb)
+        free_mcpu = node.mcpu - node.online_mcpu - node.batch_mcpu
+        if self.params.batch_max_share < 1.0:
+            cap = math.floor(self.params.batch_max_share * node.mcpu) - node.batch_mcpu
+            free_mcpu = min(free_mcpu, cap)
+        return Room(node.node_id, node.mcpu, node.mem_mb, max(0, free_mcpu),
+                    node.mem_mb - node.online_mem_mb - node.batch_mem_mb)
 
     def batch_share(self) -> float:
         return self.params.batch_max_share
