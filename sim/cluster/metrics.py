@@ -7,10 +7,13 @@ Ticks and summaries are plain frozen dataclasses, ready for ``dataclasses.asdict
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from typing import NamedTuple
 
 import numpy as np
+
+from sim.policies.colocation import MCPU_PER_CORE, NodeSet
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,24 @@ class Meter:
         self.nodes_max = max(self.nodes_max, nodes)
         self.pending_max = max(self.pending_max, pending)
 
+    def summary(self, policy: str, span_s: float, batch: BatchAccounting,
+                jobs_submitted: int, jobs_rejected: int) -> ClusterSummary:
+        """The run's summary over ``span_s`` seconds."""
+        per_s = (lambda x: x / span_s) if span_s > 0 else (lambda x: 0.0)
+        slowdown_mean, slowdown_p95 = self.slowdown_stats()
+        busy = self.online_busy_core_s + self.batch_core_s
+        return ClusterSummary(
+            policy=policy, duration_s=span_s, nodes_max=self.nodes_max,
+            nodes_mean=per_s(self.node_s), node_hours=self.node_s / 3600.0, cost=self.cost,
+            mean_cpu_utilization=busy / self.ready_core_s if self.ready_core_s else 0.0,
+            online_cores_mean=per_s(self.online_core_s),
+            batch_cores_mean=per_s(self.batch_core_s), pending_instance_s=self.pending_s,
+            pending_max=self.pending_max, batch_jobs_submitted=jobs_submitted,
+            batch_jobs_completed=self.jobs_completed, batch_jobs_rejected=jobs_rejected,
+            batch_preemptions=self.preemptions, batch_core_s_per_s=per_s(batch.done_core_s),
+            batch_slowdown_mean=slowdown_mean, batch_slowdown_p95=slowdown_p95, batch=batch,
+        )
+
     def slowdown_stats(self) -> tuple[float | None, float | None]:
         if not self.slowdowns:
             return None, None
@@ -153,3 +174,30 @@ class Rates(NamedTuple):
     online_cores: float
     batch_cores: float
     pending: int
+
+
+class RateCounter:
+    """Counts the cluster's rates from ``NodeSet``'s running totals; walks the nodes only when
+    one was added or removed, or became ready, since the last count."""
+
+    def __init__(self) -> None:
+        self._fleet: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)
+        self._key = (-1, -1.0)  # NodeSet.members, next time a node becomes ready
+
+    def rates(self, nodeset: NodeSet, now_s: float, pending: int) -> Rates:
+        """The rates at ``now_s`` with ``pending`` online instances waiting."""
+        if nodeset.members != self._key[0] or now_s >= self._key[1]:
+            nodes = nodeset.nodes.values()
+            ready = [n for n in nodes if n.ready(now_s)]
+            self._fleet = (len(nodes), len(ready), sum(n.price_per_hour for n in nodes),
+                           sum(n.mcpu for n in ready) / MCPU_PER_CORE)
+            coming = [n.ready_s for n in nodes if not n.ready(now_s)]
+            self._key = (nodeset.members, min(coming, default=math.inf))
+        count, ready_count, price, ready_cores = self._fleet
+        # containers sit on ready nodes only, so the totals are the ready nodes' totals
+        return Rates(
+            nodes=count, nodes_ready=ready_count, nodes_in_use=nodeset.in_use,
+            price_per_hour=price, ready_cores=ready_cores,
+            online_cores=nodeset.online_mcpu / MCPU_PER_CORE,
+            batch_cores=nodeset.batch_mcpu / MCPU_PER_CORE, pending=pending,
+        )

@@ -28,6 +28,7 @@ import bisect
 import heapq
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from sim.cluster.rooms import RoomIndex
 from sim.model import ClusterSection, ColocatedPolicy, NodeType
@@ -62,6 +63,20 @@ class Changes:
     def __bool__(self) -> bool:
         return bool(self.placed or self.started or self.evicted or self.rerated or self.emptied
                     or self.wake_s)
+
+
+class InstancePlacement(NamedTuple):
+    """Where an online instance is: ``node_id`` None while pending. ``t_s`` is when it was
+    placed (its boot starts then); ``evicted``/``throttled`` count batch containers that
+    yielded for it."""
+
+    instance_id: int
+    service: str
+    node_id: int | None
+    node: str | None
+    t_s: float
+    evicted: int = 0
+    throttled: int = 0
 
 
 @dataclass(frozen=True)

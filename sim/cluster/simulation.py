@@ -34,15 +34,22 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from sim.cluster.autoscale import nodes_to_add
 from sim.cluster.batch_books import BatchBooks
-from sim.cluster.metrics import BatchAccounting, ClusterSummary, ClusterTick, Meter, Rates
-from sim.cluster.scheduler import Cluster
+from sim.cluster.metrics import (
+    BatchAccounting,
+    ClusterSummary,
+    ClusterTick,
+    Meter,
+    RateCounter,
+    Rates,
+)
+from sim.cluster.scheduler import Cluster, InstancePlacement
 from sim.cluster.utilization import ServiceLoad
 from sim.model import (
     BatchJob,
@@ -58,20 +65,6 @@ if TYPE_CHECKING:
     from sim.model import Scenario
 
 _FINISH, _NODE_READY, _IDLE, _WAKE = range(4)
-
-
-class InstancePlacement(NamedTuple):
-    """Where an online instance is: ``node_id`` None while pending. ``t_s`` is when it was
-    placed (its boot starts then); ``evicted``/``throttled`` count batch containers that
-    yielded for it."""
-
-    instance_id: int
-    service: str
-    node_id: int | None
-    node: str | None
-    t_s: float
-    evicted: int = 0
-    throttled: int = 0
 
 
 class ClusterSim:
@@ -106,8 +99,7 @@ class ClusterSim:
                                 {n: to_mcpu(cores) for n, (cores, _) in self._resources.items()})
         self.meter = Meter()
         self._last_tick = (t0_s, Meter())
-        self._fleet: tuple[int, int, float, float] = (0, 0, 0.0, 0.0)
-        self._fleet_key = (-1, -1.0)
+        self._counter = RateCounter()
         self._rates_now: Rates | None = None
         self._measure()
         for node in self.cluster.nodes.nodes.values():
@@ -271,28 +263,9 @@ class ClusterSim:
     @property
     def _rates(self) -> Rates:
         if self._rates_now is None:
-            self._rates_now = self._count()
+            self._rates_now = self._counter.rates(self.cluster.nodes, self.now_s,
+                                                  len(self.cluster.pending))
         return self._rates_now
-
-    def _count(self) -> Rates:
-        nodeset = self.cluster.nodes
-        if nodeset.members != self._fleet_key[0] or self.now_s >= self._fleet_key[1]:
-            # the node set changed or a node became ready: recount (rare)
-            nodes = nodeset.nodes.values()
-            ready = [n for n in nodes if n.ready(self.now_s)]
-            self._fleet = (len(nodes), len(ready), sum(n.price_per_hour for n in nodes),
-                           sum(n.mcpu for n in ready) / MCPU_PER_CORE)
-            coming = [n.ready_s for n in nodes if not n.ready(self.now_s)]
-            self._fleet_key = (nodeset.members, min(coming, default=math.inf))
-        count, ready_count, price, ready_cores = self._fleet
-        # containers sit on ready nodes only, so the totals are the ready nodes' totals
-        return Rates(
-            nodes=count, nodes_ready=ready_count, nodes_in_use=nodeset.in_use,
-            price_per_hour=price, ready_cores=ready_cores,
-            online_cores=nodeset.online_mcpu / MCPU_PER_CORE,
-            batch_cores=nodeset.batch_mcpu / MCPU_PER_CORE,
-            pending=len(self.cluster.pending),
-        )
 
     # ------------------------------------------------------------------ decisions
     def _reconcile(self, t_s: float) -> None:
@@ -309,23 +282,7 @@ class ClusterSim:
         if not self.section.cluster_autoscaling.enabled or not self.cluster.pending:
             return False
         policy = self.cluster.policy
-        rooms = [[n.mcpu, n.mem_mb] for n in self.cluster.provisioning(t_s)
-                 if n.pool == policy.online_pool]
-        added: dict[str, int] = {}
-        for c in self.cluster.pending:
-            room = next((r for r in rooms if r[0] >= c.mcpu and r[1] >= c.mem_mb), None)
-            if room is None:
-                for node_type in policy.scale_up_types():
-                    count = self.cluster.count_of(node_type.name) + added.get(node_type.name, 0)
-                    fits = self.cluster.fits_type(node_type, c.mcpu, c.mem_mb)
-                    if count < node_type.max_count and fits:
-                        added[node_type.name] = added.get(node_type.name, 0) + 1
-                        room = [*self.cluster.capacity_of(node_type)]
-                        rooms.append(room)
-                        break
-            if room is not None:
-                room[0] -= c.mcpu
-                room[1] -= c.mem_mb
+        added = nodes_to_add(self.cluster, t_s)
         ready_now = False
         for name, count in added.items():
             node_type = self.section.node_type(name)
@@ -423,22 +380,10 @@ class ClusterSim:
 
     def summary(self) -> ClusterSummary:
         """The run so far (call after the last ``tick``)."""
-        m = self.meter
-        span_s = self.now_s - self._t0_s
-        per_s = (lambda x: x / span_s) if span_s > 0 else (lambda x: 0.0)
-        slowdown_mean, slowdown_p95 = m.slowdown_stats()
-        busy = m.online_busy_core_s + m.batch_core_s
-        return ClusterSummary(
-            policy=self.section.policy.name, duration_s=span_s, nodes_max=m.nodes_max,
-            nodes_mean=per_s(m.node_s), node_hours=m.node_s / 3600.0, cost=m.cost,
-            mean_cpu_utilization=busy / m.ready_core_s if m.ready_core_s else 0.0,
-            online_cores_mean=per_s(m.online_core_s), batch_cores_mean=per_s(m.batch_core_s),
-            pending_instance_s=m.pending_s, pending_max=m.pending_max,
-            batch_jobs_submitted=self.books.jobs_submitted, batch_jobs_completed=m.jobs_completed,
-            batch_jobs_rejected=self.books.jobs_rejected, batch_preemptions=m.preemptions,
-            batch_core_s_per_s=per_s(self.books.done_core_s), batch_slowdown_mean=slowdown_mean,
-            batch_slowdown_p95=slowdown_p95, batch=self.accounting(),
-        )
+        books = self.books
+        return self.meter.summary(
+            self.section.policy.name, self.now_s - self._t0_s, self.accounting(),
+            books.jobs_submitted, books.jobs_rejected)
 
     def check_invariants(self) -> None:
         """No node over-committed; books balanced (``AssertionError`` otherwise)."""
