@@ -69,7 +69,7 @@ class ServiceLoad:
         for name, share in shares.items():
             share = min(1.0, max(0.0, share))
             self.shares[name] = share
-            busy_mcpu += self.ready_count[name] * share * self._mcpu[self._column[name]]
+            busy_mcpu += self.ready_count[name] * share * float(self._mcpu[self._column[name]])
         return busy_mcpu
 
     def utilization(self, extra: Iterable[tuple[int, float]] = ()) -> np.ndarray:
