@@ -499,14 +499,21 @@ def _bench_fluid(as_json: bool) -> None:
     if as_json:
         sys.stdout.write(to_json(result) + "\n")
         return
-    rows = (("exact, 1/1000, 2 h", result.exact_requests, result.exact_wall_s, result.exact_rps),
-            ("fluid, 1x, 2 h", result.fluid_requests, result.fluid_wall_s, result.fluid_rps),
-            ("fluid, 1x, 24 h", result.day_requests, result.day_wall_s, result.day_rps))
+    with_cluster = ", cluster" if result.cluster else ""
+    rows = (("exact, 1/1000, 2 h, no cluster", result.exact_requests, result.exact_wall_s,
+             result.exact_rps),
+            ("fluid, 1x, 2 h, no cluster", result.plane_requests, result.plane_wall_s,
+             result.plane_rps),
+            (f"fluid, 1x, 2 h{with_cluster}", result.fluid_requests, result.fluid_wall_s,
+             result.fluid_rps),
+            (f"fluid, 1x, 24 h{with_cluster}", result.day_requests, result.day_wall_s,
+             result.day_rps))
     show_table(console, TextTable.of(
         f"{result.scenario}: exact at 1/1000 of the rates, fluid at 1x",
         ("run", "requests", "wall s", "requests / s"), ("l", "r", "r", "r"),
         [(run, f"{n:,}", f"{wall:.2f}", f"{rate:,.0f}") for run, n, wall, rate in rows]))
-    console.print(f"fluid / exact (simulated requests per second): [bold]{result.ratio:,.0f}x[/]")
+    console.print(f"fluid / exact (simulated requests per second, no cluster): "
+                  f"[bold]{result.ratio:,.0f}x[/]")
 
 
 # --- peaksim report (sim/report*.py) -------------------------------------------------------

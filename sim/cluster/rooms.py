@@ -7,6 +7,10 @@ batch starts in a run) that is the whole cost of the cluster model. ``RoomIndex`
 same question from one heap per (kind, strategy, demand), ordered by the strategy's own cost and
 the node id, as ``PlacementStrategy.pick`` orders them, so the answer is the same node.
 
+``best_fit`` needs no heap per demand: its order, (free cores, free memory, node id) among
+the rooms that fit, is the same for every demand, so one sorted list of the rooms of a kind
+answers every demand (the first entry from the demand's cores on whose memory fits).
+
 The heaps are kept current lazily. Every entry carries the version its node had when it was
 pushed; ``NodeSet`` bumps a node's version whenever its room changes and logs the node, so at
 each question a heap pushes the nodes changed since its last question (and those whose room
@@ -17,6 +21,7 @@ change log restarts.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from dataclasses import dataclass, field
 
@@ -43,6 +48,17 @@ class _Heap:
     synced_s: float = float("-inf")
 
 
+@dataclass
+class _Sorted:
+    """The open rooms of one kind as (free mcpu, free MiB, node id), sorted."""
+
+    keys: list[tuple[int, int, int]] = field(default_factory=list)
+    key_of: dict[int, tuple[int, int, int]] = field(default_factory=dict)
+    epoch: int = -1
+    cursor: int = 0
+    synced_s: float = float("-inf")
+
+
 class RoomIndex:
     """A ``RoomSource`` over a ``NodeSet``, for one colocation policy (module docstring).
 
@@ -56,12 +72,15 @@ class RoomIndex:
         # rooms by kind and node, with the node version they were built at: the heaps of
         # one kind (one per demand) share them
         self._rooms: dict[RoomKind, dict[int, tuple[int, Room]]] = {}
+        self._sorted: dict[RoomKind, _Sorted] = {}
 
     def node(self, node_id: int) -> Node:
         return self.nodes.nodes[node_id]
 
     def pick(self, kind: RoomKind, strategy: PlacementStrategy, demand: Demand,
              t_s: float) -> int | None:
+        if strategy.name == "best_fit":
+            return self._best_fit(kind, demand, t_s)
         key = (kind, strategy.name, demand.mcpu, demand.mem_mb)
         heap = self._heaps.get(key)
         if heap is None:
@@ -117,3 +136,41 @@ class RoomIndex:
                     heapq.heappush(entries, entry)
         if fresh:
             heapq.heapify(entries)
+
+    def _best_fit(self, kind: RoomKind, demand: Demand, t_s: float) -> int | None:
+        index = self._sorted.get(kind)
+        if index is None:
+            index = self._sorted[kind] = _Sorted()
+        nodeset = self.nodes
+        if (index.cursor != len(nodeset.log) or index.epoch != nodeset.epoch
+                or (nodeset.wakes and t_s > index.synced_s)):
+            self._sync_sorted(index, kind, t_s)
+        keys = index.keys
+        for i in range(bisect.bisect_left(keys, (demand.mcpu, -1, -1)), len(keys)):
+            if keys[i][1] >= demand.mem_mb:
+                return keys[i][2]
+        return None
+
+    def _sync_sorted(self, index: _Sorted, kind: RoomKind, t_s: float) -> None:
+        nodes = self.nodes
+        changed = nodes.changes_since(index.epoch, index.cursor)
+        room, by_id = self.policy.room, nodes.nodes
+        if changed is None or len(changed) > len(by_id):
+            index.keys, index.key_of = [], {}
+            ids: list[int] | set[int] = list(by_id)
+        else:
+            ids = set(changed)
+            if nodes.wakes and t_s > index.synced_s:
+                ids.update(nodes.woken(index.synced_s, t_s))
+        index.epoch, index.cursor = nodes.epoch, len(nodes.log)
+        index.synced_s = max(index.synced_s, t_s)
+        keys, key_of = index.keys, index.key_of
+        for node_id in ids:
+            old = key_of.pop(node_id, None)
+            if old is not None:
+                del keys[bisect.bisect_left(keys, old)]
+            node = by_id.get(node_id)
+            r = room(kind, node, t_s) if node is not None else None
+            if r is not None and r.free_mcpu > 0 and r.free_mem_mb > 0:
+                key_of[node_id] = key = (r.free_mcpu, r.free_mem_mb, node_id)
+                bisect.insort(keys, key)
