@@ -27,6 +27,7 @@ from sim.report.plotting import (
     LOSS_COLOUR,
     ONLINE_COLOUR,
     PANEL_COLUMNS,
+    count_label,
     empty_note,
     finish_time_axes,
     legend_outside,
@@ -65,12 +66,26 @@ def _span(run: RunData) -> tuple[float, float]:
 
 
 def _counts(ax: Axes) -> None:
-    """Whole numbers on the y axis (nodes, containers), never below zero."""
+    """Whole numbers on the y axis (nodes, containers, cores), never below zero."""
     from matplotlib.ticker import MaxNLocator  # the axes exist: matplotlib is imported
 
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_locator(MaxNLocator(nbins=5, integer=True))
-    y_labels(ax, lambda y: f"{y:,.0f}")
+    y_labels(ax, amount_label)
+
+
+def amount_label(value: float) -> str:
+    """``50k`` from ten thousand up, so that the label fits the aligned left margin."""
+    if 1e4 <= abs(value) < 1e6:
+        return f"{value / 1e3:,.4g}k"
+    return count_label(value)
+
+
+def amounts_axis(ax: Axes) -> None:
+    """Amounts on the y axis (cores, core-hours) as ``2,000``, ``50k``, ``2.5M``, from 0: a
+    real-sized cluster holds and does tens of thousands of them."""
+    ax.set_ylim(bottom=0)
+    y_labels(ax, amount_label)
 
 
 def plot_cluster_cores(run: RunData) -> bytes:
@@ -189,11 +204,11 @@ def plot_cluster_batch(run: RunData) -> bytes:
     done_ax.set_title(f"batch work done so far: {fmt_core_hours(float(done[-1]))} core-hours",
                       loc="left")
     done_ax.set_ylabel("core-hours")
-    done_ax.set_ylim(bottom=0)
+    amounts_axis(done_ax)
     lost = c["batch_core_s_lost"] / SECONDS_PER_HOUR
     if np.any(lost > 0):
         thin_line(lost_ax, ends, lost, color=LOSS_COLOUR, lw=1.6, label="lost")
-        lost_ax.set_ylim(bottom=0)
+        amounts_axis(lost_ax)
         lost_ax.set_ylabel("core-hours")
     else:
         empty_note(lost_ax, "no batch work lost")
