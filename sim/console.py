@@ -236,10 +236,10 @@ def cluster_table(rows: list[dict[str, Any]], title: str) -> TextTable | None:
     for name, r in per_variant.items():
         slowdown = r["batch_slowdown_mean"]
         cells.append((
-            name, str(r["machines"]), f"{100 * r['mean_cpu_utilization']:.1f}%",
+            name, f"{r['machines']:,}", f"{100 * r['mean_cpu_utilization']:.1f}%",
             f"${r['cluster_cost']:,.2f}", f"{r['batch_core_s_done'] / 3600:,.1f}",
             f"{r['batch_core_s_lost'] / 3600:,.2f}",
-            "-" if slowdown is None else f"{slowdown:.2f}", str(r["batch_preemptions"]),
+            "-" if slowdown is None else f"{slowdown:.2f}", f"{r['batch_preemptions']:,}",
             "/".join(_ms(v) for v in r["p99"].values()),
         ))
     return TextTable(title, columns, tuple(cells), note=f"online p99 in ms: {services}")

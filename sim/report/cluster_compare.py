@@ -194,8 +194,8 @@ def _differences(other: ClusterVariant, ref: ClusterVariant) -> str:
 def _machines(variants: list[ClusterVariant]) -> str:
     counts = sorted({v.cluster.nodes_max for v in variants})
     if len(counts) == 1:
-        return f"{counts[0]} machine{'' if counts[0] == 1 else 's'}"
-    return f"{counts[0]}–{counts[-1]} machines"
+        return f"{counts[0]:,} machine{'' if counts[0] == 1 else 's'}"
+    return f"{counts[0]:,}–{counts[-1]:,} machines"
 
 
 def _and(items: list[str]) -> str:
