@@ -25,6 +25,7 @@ from sim.report.cluster_data import (
     fmt_share,
     fmt_slowdown,
 )
+from sim.report.cluster_plots import amounts_axis
 from sim.report.data import RunData
 from sim.report.document import (
     NO_VALUE,
@@ -349,7 +350,7 @@ def _batch_overlay(variants: list[ClusterVariant]) -> bytes:
     done_ax.set_title("batch work done so far", loc="left")
     done_ax.set_ylabel("core-hours")
     for ax in axes:
-        ax.set_ylim(bottom=0)
+        amounts_axis(ax)
         legend_outside(ax)
     _finish(variants, axes)
     return to_png_aligned(fig)
