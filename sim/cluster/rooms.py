@@ -86,8 +86,17 @@ class RoomIndex:
         if heap is None:
             heap = self._heaps[key] = _Heap()
         nodeset = self.nodes
-        if (heap.cursor != len(nodeset.log) or heap.epoch != nodeset.epoch
-                or (nodeset.wakes and t_s > heap.synced_s)):
+        log = nodeset.log
+        if nodeset.wakes and t_s > heap.synced_s or heap.epoch != nodeset.epoch:
+            self._sync(heap, kind, strategy, demand, t_s)
+        elif heap.cursor == len(log) - 1:
+            # one node changed since (typically the one the last answer was placed on)
+            heap.cursor += 1
+            node = nodeset.nodes.get(log[-1])
+            r = None if node is None else self.policy.room(kind, node, t_s)
+            if r is not None and demand.mcpu <= r.free_mcpu and demand.mem_mb <= r.free_mem_mb:
+                heapq.heappush(heap.entries, (strategy.cost(r, demand), r.node_id, node.version))
+        elif heap.cursor != len(log):
             self._sync(heap, kind, strategy, demand, t_s)
         entries, nodes = heap.entries, nodeset.nodes
         while entries:

@@ -79,8 +79,7 @@ class InstancePlacement(NamedTuple):
     throttled: int = 0
 
 
-@dataclass(frozen=True)
-class PlacementResult:
+class PlacementResult(NamedTuple):
     """Where an online instance went: ``node_id`` None means it is pending."""
 
     container: Container

@@ -1,22 +1,13 @@
 """``ClusterSim``: the cluster model as the simulation engine drives it.
 
 No SimPy, no I/O, no randomness: the engine owns the clock and calls in with times that never
-go backwards. The API, in the order an engine uses it::
-
-    cs = ClusterSim.from_scenario(scenario, rng)        # or ClusterSim(section, services, jobs)
-    p = cs.request_instance("order", t_s)               # boot may start at t_s if p.node_id set;
-                                                        #   else it is pending
-    cs.stop_instance(p.instance_id, t_s)                # frees its room (or leaves the queue)
-    cs.advance(t_s)                                     # batch arrivals/completions, nodes
-                                                        #   provisioned or removed, up to t_s
-    for q in cs.take_placed(): ...                      # pending instances placed since the
-                                                        #   last call; boot starts at q.t_s
-    cs.next_event_s()                                   # when to call advance next (or None)
-    cs.inflation_factor(instance_id)                    # service-time multiplier now (>= 1)
-    row = cs.tick(t_end_s, busy_fractions)              # ClusterTick of the tick ending here;
-                                                        #   busy_fractions: instance id ->
-                                                        #   busy worker-s / (workers * tick_s)
-    cs.summary()                                        # ClusterSummary of the run so far
+go backwards. The API, in the order an engine uses it (docs/colocation.md, "For engine
+authors"): ``from_scenario``; ``request_instance`` (a placement, its node None while pending;
+``request_instances`` for a run of them); ``stop_instance``; ``advance`` (batch arrivals and
+completions, nodes provisioned or removed); ``take_placed`` (pending instances placed since,
+boot from their ``t_s``); ``next_event_s``; ``inflation_factor``; ``tick`` (the
+``ClusterTick`` of the tick ending then, from each instance's busy share: busy worker-s /
+(workers x tick)); ``summary``.
 
 An engine with fleets of tens of thousands of instances marks the instances that serve
 (``mark_ready``) and reports one busy share per service instead (``tick(t, service_busy=...)``,
@@ -90,7 +81,6 @@ class ClusterSim:
         self._heap: list[tuple[float, int, int, int, int]] = []
         self._seq = itertools.count()
         self._instances: dict[int, Container] = {}
-        self._busy: dict[int, float] = {}
         self._cores_of: dict[int, float] = {}
         self._placed: list[InstancePlacement] = []
         self._requesting: int | None = None
@@ -129,25 +119,45 @@ class ClusterSim:
     def request_instance(self, service: str, t_s: float) -> InstancePlacement:
         """Ask for a node for a new instance of ``service`` at ``t_s``."""
         self._run(t_s, inclusive=False)
+        return self._request(service, t_s)[0]
+
+    def request_instances(self, service: str, count: int, t_s: float) -> list[InstancePlacement]:
+        """Up to ``count`` ``request_instance`` calls; stops after the first that changed more
+        than its own node (batch yielded, it went pending, time opened room) so that the caller
+        sees its effects (``take_placed``) before asking for the rest; asks for none when
+        catching up to ``t_s`` placed pending instances (take them first)."""
+        self._run(t_s, inclusive=False)
+        placements: list[InstancePlacement] = []
+        if self._placed:
+            return placements
+        for _ in range(count):
+            placement, quiet = self._request(service, t_s)
+            placements.append(placement)
+            if not quiet:
+                break
+        return placements
+
+    def _request(self, service: str, t_s: float) -> tuple[InstancePlacement, bool]:
         cores, memory_gb = self._resources[service]
         container = self.cluster.new_container("online", service, cores, memory_gb)
         self._instances[container.cid] = container
         self._cores_of[container.cid] = container.mcpu / MCPU_PER_CORE
         result = self.cluster.place(container, t_s)
         self._requesting = container.cid
-        if self.cluster.quiet(t_s):
+        quiet = self.cluster.quiet(t_s)
+        if quiet:
             self._measure()  # placed in free room, nothing waiting: reconciling does nothing
         else:
             self._absorb(t_s)
             self._reconcile(t_s)
         self._requesting = None
-        return self._placement(container, t_s, len(result.evicted), len(result.throttled))
+        placement = self._placement(container, t_s, len(result.evicted), len(result.throttled))
+        return placement, quiet
 
     def stop_instance(self, instance_id: int, t_s: float) -> None:
         """The instance is gone (scaled in or failed): its room is free from ``t_s``."""
         self._run(t_s, inclusive=False)
         container = self._instances.pop(instance_id)
-        self._busy.pop(instance_id, None)
         self.load.remove(instance_id)
         node_id = container.node_id
         self.cluster.remove(container, t_s)
@@ -180,20 +190,12 @@ class ClusterSim:
             return 0.0
         node = self.cluster.nodes.nodes[node_id]
         return node_cpu_utilization(node.mcpu, node.batch_mcpu, (
-            (c.mcpu, self._busy_of(c)) for c in node.online.values()))
-
-    def _busy_of(self, c: Container) -> float:
-        if self.load.is_ready(c.cid):
-            return self.load.shares[c.owner]
-        return self._busy.get(c.cid, 0.0)
+            (c.mcpu, self.load.busy_of(c.cid, c.owner)) for c in node.online.values()))
 
     def service_inflation(self) -> dict[str, float]:
         """Mean service-time multiplier of each service's instances marked ready (services
         without one left out), from every node's utilization at once."""
-        extra = [(c.node_id, c.mcpu * share) for iid, share in self._busy.items()
-                 if not self.load.is_ready(iid)
-                 and (c := self._instances[iid]).node_id is not None]
-        return self.load.inflation(self.section.interference, extra)
+        return self.load.inflation(self.section.interference, self._instances)
 
     def inflation_factor(self, instance_id: int) -> float:
         """Service-time multiplier of the instance from its node's utilization."""
@@ -348,7 +350,7 @@ class ClusterSim:
             share = min(1.0, max(0.0, fraction))
             busy_core_s += share * self._cores_of[iid] * length_s
             if iid in self._instances:
-                self._busy[iid] = share
+                self.load.explicit[iid] = share
         if service_busy:
             busy_core_s += self.load.set_shares(service_busy) / MCPU_PER_CORE * length_s
         self.meter.online_busy_core_s += busy_core_s
@@ -394,6 +396,5 @@ class ClusterSim:
 
     def _placement(self, c: Container, t_s: float, evicted: int = 0,
                    throttled: int = 0) -> InstancePlacement:
-        node = self.cluster.nodes.nodes[c.node_id] if c.node_id is not None else None
-        return InstancePlacement(c.cid, c.owner, c.node_id, node.name if node else None, t_s,
-                                 evicted, throttled)
+        name = None if c.node_id is None else self.cluster.nodes.nodes[c.node_id].name
+        return InstancePlacement(c.cid, c.owner, c.node_id, name, t_s, evicted, throttled)

@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 
 from sim.model import Interference
-from sim.policies.colocation import NodeSet
+from sim.policies.colocation import Container, NodeSet
 
 
 class ServiceLoad:
@@ -35,6 +35,7 @@ class ServiceLoad:
         self._mcpu = np.asarray([mcpu_of[name] for name in self.services], dtype=float)
         self.ready_count = dict.fromkeys(self.services, 0)
         self.shares = dict.fromkeys(self.services, 0.0)
+        self.explicit: dict[int, float] = {}  # busy shares reported per instance
         self._ready: dict[int, tuple[int, int]] = {}  # instance id -> (node id, column)
         self._counts = np.zeros((64, len(self.services)))
         self._node_mcpu = np.zeros(64)
@@ -54,8 +55,16 @@ class ServiceLoad:
     def is_ready(self, instance_id: int) -> bool:
         return instance_id in self._ready
 
+    def busy_of(self, instance_id: int, service: str) -> float:
+        """The instance's busy share: its service's once marked ready, else its own (0 until
+        reported)."""
+        if instance_id in self._ready:
+            return self.shares[service]
+        return self.explicit.get(instance_id, 0.0)
+
     def remove(self, instance_id: int) -> None:
         """The instance is gone (no-op if it was never marked ready)."""
+        self.explicit.pop(instance_id, None)
         entry = self._ready.pop(instance_id, None)
         if entry is not None:
             node_id, column = entry
@@ -85,9 +94,12 @@ class ServiceLoad:
         return np.minimum(1.0, out)
 
     def inflation(self, curve: Interference,
-                  extra: Iterable[tuple[int, float]] = ()) -> dict[str, float]:
+                  containers: Mapping[int, Container]) -> dict[str, float]:
         """Mean service-time multiplier of each service's ready instances (services without
-        one are left out)."""
+        one are left out); ``containers`` holds the instances by id, for those whose busy
+        share was reported one by one."""
+        extra = [(c.node_id, c.mcpu * share) for iid, share in self.explicit.items()
+                 if iid not in self._ready and (c := containers[iid]).node_id is not None]
         factors = curve.inflation_factors(self.utilization(extra))
         means = factors @ self._counts
         return {name: float(means[j]) / self.ready_count[name]

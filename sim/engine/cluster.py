@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import zlib
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any
 
 import numpy as np
@@ -52,6 +52,31 @@ class ClusterLink:
         self._changed()
         return placement.node_id is not None
 
+    def request_many(self, rt: ServiceRuntime, insts: list[Instance],
+                     boot: Callable[[Instance], None]) -> None:
+        """``request`` for each of ``insts`` in order, calling ``boot`` for each placed at
+        once, in the order the one-by-one calls would have: the cluster places a run of them
+        in one call, and each run ends where placing one had effects the engine must see
+        (pending instances placed meanwhile boot before it does)."""
+        done = 0
+        while done < len(insts):
+            placements = self.cs.request_instances(rt.name, len(insts) - done,
+                                                   self.sim.env.now)
+            if not placements:  # catching up placed pending instances: they boot first
+                self._changed()
+                continue
+            run = insts[done:done + len(placements)]
+            for placement, inst in zip(placements, run, strict=True):
+                inst.cluster_id = placement.instance_id
+                self._by_cluster_id[placement.instance_id] = (rt, inst)
+            self._poke()
+            for inst in run[:-1]:
+                boot(inst)  # placed at once: only the last of a run may have waited
+            self._absorb_placed()
+            if placements[-1].node_id is not None:
+                boot(run[-1])
+            done += len(placements)
+
     def release(self, inst: Instance) -> None:
         """``inst`` is gone (scaled in or failed): its room is free from now."""
         if inst.cluster_id is None:
@@ -80,6 +105,10 @@ class ClusterLink:
         """The engine changed the cluster: placements may follow, and the next cluster event
         may be earlier than the loop is waiting for."""
         self._absorb_placed()
+        self._poke()
+
+    def _poke(self) -> None:
+        """Wake the loop: the next cluster event may be earlier than it is waiting for."""
         process = self._process
         if (process is not None and process.is_alive and not self._poked
                 and self.sim.env.active_process is not process):

@@ -87,8 +87,7 @@ class Simulation:
             rt.instance_s = np.zeros(self.n_ticks)
             rt.ready_instance_s = np.zeros(self.n_ticks)
             self.services[name] = rt
-            for _ in range(start):
-                self._start_instance(rt, boot_s=0.0)
+            self._start_instances(rt, start, boot_s=0.0)
             self._readiness_changed(rt)
         self.wall_s = 0.0
 
@@ -103,6 +102,21 @@ class Simulation:
         if self.cluster is None or self.cluster.request(rt, inst):
             self._boot_now(rt, inst, boot_s)
         return inst
+
+    def _start_instances(self, rt: ServiceRuntime, count: int,
+                         boot_s: float | None = None) -> None:
+        """``count`` x ``_start_instance``; with a cluster, placed in runs (the same order)."""
+        if self.cluster is None:
+            for _ in range(count):
+                self._start_instance(rt, boot_s)
+            return
+        now = self.env.now
+        insts = [Instance(rt.next_id + i, now, math.inf, -1, pending=True) for i in range(count)]
+        rt.next_id += count
+        for inst in insts:
+            rt.instances.append(inst)
+            rt.not_ready[id(inst)] = inst
+        self.cluster.request_many(rt, insts, lambda inst: self._boot_now(rt, inst, boot_s))
 
     def _boot_now(self, rt: ServiceRuntime, inst: Instance, boot_s: float | None = None) -> None:
         now = self.env.now
@@ -224,8 +238,7 @@ class Simulation:
         self.book_capacity(rt)
         if desired > current:
             rt.plane.advance_to(self.env.now)
-            for _ in range(desired - current):
-                self._start_instance(rt)
+            self._start_instances(rt, desired - current)
             self._readiness_changed(rt)
         else:
             self._remove_instances(rt, current - desired, rt.spec.on_remove)
@@ -295,8 +308,7 @@ class Simulation:
         if missing <= 0:
             return
         rt.plane.advance_to(self.env.now)
-        for _ in range(missing):
-            self._start_instance(rt)
+        self._start_instances(rt, missing)
         self._readiness_changed(rt)
         self.events.append({"t_s": round(self.env.now, 3), "service": rt.name,
                             "kind": "replace", "from": len(rt.instances) - missing,
