@@ -87,8 +87,9 @@ class RoomIndex:
             heap = self._heaps[key] = _Heap()
         nodeset = self.nodes
         log = nodeset.log
-        if nodeset.wakes and t_s > heap.synced_s or heap.epoch != nodeset.epoch:
-            self._sync(heap, kind, strategy, demand, t_s)
+        if (nodeset.wakes and t_s > heap.synced_s or heap.epoch != nodeset.epoch
+                or len(heap.entries) > 2 * len(nodeset.nodes) + 64):
+            self._sync(heap, kind, strategy, demand, t_s)  # rebuilds a heap gone stale
         elif heap.cursor == len(log) - 1:
             # one node changed since (typically the one the last answer was placed on)
             heap.cursor += 1
