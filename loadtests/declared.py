@@ -18,7 +18,7 @@ import json
 import os
 import random
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ import yaml
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jmespath.visitor import TreeInterpreter
 
-from loadtests.request_templates import Render, Slots, compile_value
+from loadtests.request_templates import Render, Slots, SlotValues, compile_value
 from loadtests.send_context import CaptureStore, DataTables, batch_key
 from sim.errors import LoadTestError
 from sim.model import (
@@ -72,7 +72,7 @@ class CompiledRequest:
 
     service: str
     spec: RequestSpec
-    values: Callable[[dict[str, Any]], list[Any]]
+    values: SlotValues
     """Every templated field's value for one render context (one Jinja2 render)."""
     path: Render
     headers: list[tuple[str, Render]]
@@ -91,7 +91,7 @@ class CompiledRequest:
         return bool(self.captures) or self.expect is not None
 
     def render(self, ctx: dict[str, Any]) -> Rendered:
-        values = self.values(ctx)
+        values = self.values.values(ctx)
         path = str(self.path(values))
         if self.query is not None:
             query = self.query(values)

@@ -121,6 +121,7 @@ class DeclaredUser(Pacer, User):
         self.request: CompiledRequest = replay.requests[self.service]
         self.target = target_of(environment)
         self.stats = environment.stats
+        self.request.values.prime(dict(self.base))
 
     def send(self, intended_s: float, recorder: Recorder) -> None:
         replay = self.replay

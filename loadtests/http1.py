@@ -97,6 +97,7 @@ class ConnectionPool:
         self.tls = tls
         self.connect_timeout_s = connect_timeout_s
         self._idle: list[Any] = []
+        self._address: tuple[Any, ...] | None = None
         self._slots = BoundedSemaphore(max(1, size))
         self.opened = 0
         """Connections opened so far (a pool that keeps its connections opens few)."""
@@ -127,8 +128,32 @@ class ConnectionPool:
         finally:
             self._slots.release()
 
+    def warm(self, count: int) -> int:
+        """Open up to ``count`` connections ahead of the first requests (a replay's users all
+        send at once when it starts); returns how many were opened. Network trouble is left
+        to the requests themselves."""
+        opened = 0
+        while opened < count and len(self._idle) < self._slots.counter:
+            try:
+                self._idle.append(self._connect())
+            except OSError:
+                break
+            opened += 1
+        return opened
+
     def _connect(self) -> Any:
-        sock = gsocket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
+        if self._address is None:  # resolved once: a host name costs a resolver call
+            family, kind, proto, _name, address = gsocket.getaddrinfo(
+                self.host, self.port, 0, gsocket.SOCK_STREAM)[0]
+            self._address = (family, kind, proto, address)
+        family, kind, proto, address = self._address
+        sock = gsocket.socket(family, kind, proto)
+        sock.settimeout(self.connect_timeout_s)
+        try:
+            sock.connect(address)
+        except BaseException:
+            sock.close()
+            raise
         sock.settimeout(None)  # an exchange is bounded by its caller's timeout
         sock.setsockopt(std_socket.IPPROTO_TCP, std_socket.TCP_NODELAY, 1)
         if self.tls is not None:

@@ -39,7 +39,13 @@ from locust.runners import MasterRunner, WorkerRunner
 
 from loadtests.collector import ResultsWriter
 from loadtests.custom import load_custom_users, watch_requests
-from loadtests.flows import REPLAY_ATTRIBUTE, DeclaredUser, declared_user_class, replay_of
+from loadtests.flows import (
+    REPLAY_ATTRIBUTE,
+    DeclaredUser,
+    declared_user_class,
+    replay_of,
+    target_of,
+)
 from loadtests.replay import DEFAULT_SCENARIO, START_LEAD_S, Replay, ReplayOptions
 from loadtests.schedule import ARRIVALS
 from loadtests.sizing import UserPlan
@@ -55,6 +61,8 @@ FLUSH_S = 2.0
 END_GRACE_S = 0.2
 """Seconds after the schedule's end at which sends not yet made are counted as dropped."""
 SHARE_MESSAGE = "peaksim_share"
+WARM_SOCKETS = 100
+"""Connections a local generator opens before its first send (at most its users)."""
 _CUSTOM = "peaksim_custom"
 _WRITER = "peaksim_writer"
 _SHARE = "peaksim_share"
@@ -258,6 +266,8 @@ def on_test_start(environment: Environment, **_kw: Any) -> None:
         replay.start(0, 1, source="local")
         _end_schedule_later(replay)
         gevent.spawn(_flush_loop, environment, replay, writer)
+        if replay.requests:  # connections opened while the users spawn, not at t=0
+            gevent.spawn(target_of(environment).pool.warm, min(plan.initial, WARM_SOCKETS))
     else:
         plan.workers.clear()
 

@@ -69,16 +69,15 @@ class Slots:
         self.parts.append((statement, name, not (free & self.per_send_names)))
         return lambda values: values[index]
 
-    def compile(self, env: ImmutableSandboxedEnvironment,
-                queue_key: str) -> Callable[[dict[str, Any]], list[Any]]:
+    def compile(self, env: ImmutableSandboxedEnvironment, queue_key: str) -> SlotValues:
         """``values(ctx)``: every slot's value for one send. ``ctx[queue_key]`` is the user's
         own queue of batched rows (``base_context`` makes it)."""
         if not self.parts:
-            return lambda _ctx: []
+            return SlotValues(lambda _ctx: [])
         every = _assigner(env, [(s, n) for s, n, _ in self.parts])
         batched = [(i, s, n) for i, (s, n, b) in enumerate(self.parts) if b]
         if not batched:
-            return every
+            return SlotValues(every)
         per_send = [(i, s, n) for i, (s, n, b) in enumerate(self.parts) if not b]
         one = _assigner(env, [(s, n) for _, s, n in per_send])
         names = ", ".join(n for _, _, n in batched)
@@ -89,10 +88,15 @@ class Slots:
             + f"{{% set peaksim_done = {_EMIT}([{names}]) %}}{{% endfor %}}")
         size = len(self.parts)
 
-        def values(ctx: dict[str, Any]) -> list[Any]:
+        def refill(ctx: dict[str, Any]) -> None:
             queue: deque[list[Any]] = ctx[queue_key]
             if not queue:
                 loop.render({**ctx, _EMIT: _trusted(queue.append)})
+
+        def values(ctx: dict[str, Any]) -> list[Any]:
+            queue: deque[list[Any]] = ctx[queue_key]
+            if not queue:
+                refill(ctx)
             row = queue.popleft()
             out: list[Any] = [None] * size
             for (i, _, _), value in zip(batched, row, strict=True):
@@ -102,7 +106,21 @@ class Slots:
                     out[i] = value
             return out
 
-        return values
+        return SlotValues(values, refill)
+
+
+class SlotValues:
+    """``values(ctx)``: the slot values of one send; ``prime(ctx)``: draw a user's first
+    batch of rows now (while its users spawn, before t=0) rather than at its first send,
+    when every user of a process would draw one at once."""
+
+    def __init__(self, values: Callable[[dict[str, Any]], list[Any]],
+                 prime: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.values = values
+        self.prime = prime if prime is not None else (lambda _ctx: None)
+
+    def __call__(self, ctx: dict[str, Any]) -> list[Any]:
+        return self.values(ctx)
 
 
 def _trusted(function: Callable[..., Any]) -> Callable[..., Any]:
