@@ -61,8 +61,10 @@ FLUSH_S = 2.0
 END_GRACE_S = 0.2
 """Seconds after the schedule's end at which sends not yet made are counted as dropped."""
 SHARE_MESSAGE = "peaksim_share"
-WARM_SOCKETS = 100
-"""Connections a local generator opens before its first send (at most its users)."""
+WARM_SOCKETS = SOCKETS_PER_PROCESS
+"""Connections a local generator opens before its first send (at most its users): opened
+later, when the first rise of latency finds every connection busy, each new one costs the
+target an accept and a handler while it is already behind (a storm of hundreds)."""
 _CUSTOM = "peaksim_custom"
 _WRITER = "peaksim_writer"
 _SHARE = "peaksim_share"
