@@ -213,3 +213,20 @@ def bucket_overlap_s(
     out = np.zeros(n_buckets)
     add_overlap(out, starts_s, ends_s, bucket_s)
     return out
+
+
+def add_steps(book: list[tuple[np.ndarray, np.ndarray, np.ndarray]], steps_per_bucket: int,
+              n_buckets: int) -> None:
+    """Add per-step amounts to per-bucket arrays, all in one pass: ``book`` holds (target array
+    of ``n_buckets``, step indexes, amounts) per entry; a bucket is ``steps_per_bucket`` steps
+    and steps past the end count in the last bucket."""
+    buckets = np.clip(np.concatenate([steps for _t, steps, _w in book]) // steps_per_bucket,
+                      0, n_buckets - 1)
+    low = int(buckets.min())
+    width = int(buckets.max()) - low + 1
+    which = np.repeat(np.arange(len(book)), [steps.size for _t, steps, _w in book])
+    sums = np.bincount(which * width + buckets - low,
+                       weights=np.concatenate([w for _t, _s, w in book]),
+                       minlength=len(book) * width).reshape(len(book), width)
+    for row, (target, _steps, _w) in enumerate(book):
+        target[low:low + width] += sums[row]

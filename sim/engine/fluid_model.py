@@ -142,6 +142,34 @@ def log_wait_bound(servers: float, load: float, lam_rps: float, mu_rps: float) -
     return (math.log(2.0 * a / (servers - a)) + k - a + k * math.log(a / k))
 
 
+def fluid_queue(lam: np.ndarray, rate: float, bound_s: float, start: float, dt_s: float,
+                mean_s: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fluid queue of one pool (expected waiting requests) through steps of ``dt_s``:
+    Q' = min(Q + (lam - rate) dt, bound x rate), never below 0, from ``start``; ``mean_s`` is
+    the mean service time. Returns the mean queue per step, the share of each step's arrivals
+    lost over the bound, and which steps are congested (a queue beyond the pool's square-root
+    fluctuations)."""
+    n = lam.size
+    cap = bound_s * rate
+    small = math.sqrt(max(rate * mean_s, 1.0))
+    if start <= small and not np.any(lam > rate):
+        zeros = np.zeros(n)
+        return zeros, zeros, np.zeros(n, dtype=bool)
+    queue = np.empty(n)
+    lost = np.empty(n)
+    q = start
+    for k, (inflow, arrivals) in enumerate(zip(((lam - rate) * dt_s).tolist(),
+                                               (lam * dt_s).tolist(), strict=True)):
+        after = q + inflow
+        over = after - cap if after > cap else 0.0
+        after = min(max(after, 0.0), cap)
+        queue[k] = (q + after) / 2.0
+        lost[k] = over / arrivals if arrivals > 0 else 0.0
+        q = after
+    congested = (queue > small) | (lam > rate * (1.0 + 1.0 / small))
+    return queue, lost, congested
+
+
 def modified_offered_load(lam_rps: np.ndarray, mean_s: float, dt_s: float,
                           start: float) -> tuple[np.ndarray, float]:
     """Busy servers of the infinite-server queue fed by ``lam_rps`` (one rate per step of

@@ -33,6 +33,7 @@ import numpy as np
 from sim.engine.fluid_latency import FluidHistogram, LatencyKernel, ServiceShape
 from sim.engine.fluid_model import (
     WaitLaw,
+    fluid_queue,
     log_wait_bound,
     modified_offered_load,
     retry_spread,
@@ -40,6 +41,7 @@ from sim.engine.fluid_model import (
 )
 from sim.engine.plane import PlaneConfig
 from sim.engine.plane_state import Accounts
+from sim.metrics import add_steps
 from sim.model import Sampler, Service, TrafficModel
 
 STEP_TARGET_S = 1.0
@@ -230,7 +232,8 @@ class FluidPlane:
         queue_wait_s = limit / (servers * mu)
         bound = min(patience, queue_wait_s)
         rate = servers * mu
-        queue, fluid_lost, congested = self._fluid_queue(lam, rate, bound, self.backlog / pools)
+        queue, fluid_lost, congested = fluid_queue(lam, rate, bound, self.backlog / pools,
+                                                   dt, self.shape.mean_s)
         patience_s = np.full(n, bound)
         shift = None
         if congested.any():
@@ -272,33 +275,6 @@ class FluidPlane:
                 "late": idle * (1.0 - kernel.done_share[0]), "done": idle * kernel.done_share[0],
                 "mol": np.asarray([mol]), "backlog": np.asarray([self.backlog]),
                 "kernel": np.asarray([self._kernel_key(factor)])}
-
-    def _fluid_queue(self, lam: np.ndarray, rate: float, bound_s: float,
-                     start: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The fluid queue of one pool (expected waiting requests) through the steps:
-        Q' = min(Q + (lam - rate) dt, bound x rate), never below 0, from ``start``. Returns
-        the mean queue per step, the share of each step's arrivals lost over the bound, and
-        which steps are congested (a queue beyond the pool's square-root fluctuations)."""
-        n = lam.size
-        dt = self.step_s
-        cap = bound_s * rate
-        small = math.sqrt(max(rate * self.shape.mean_s, 1.0))
-        if start <= small and not np.any(lam > rate):
-            zeros = np.zeros(n)
-            return zeros, zeros, np.zeros(n, dtype=bool)
-        queue = np.empty(n)
-        lost = np.empty(n)
-        q = start
-        for k, (inflow, arrivals) in enumerate(zip(((lam - rate) * dt).tolist(),
-                                                   (lam * dt).tolist(), strict=True)):
-            after = q + inflow
-            over = after - cap if after > cap else 0.0
-            after = min(max(after, 0.0), cap)
-            queue[k] = (q + after) / 2.0
-            lost[k] = over / arrivals if arrivals > 0 else 0.0
-            q = after
-        congested = (queue > small) | (lam > rate * (1.0 + 1.0 / small))
-        return queue, lost, congested
 
     def _masses(self, law: WaitLaw) -> np.ndarray:
         """Probability of each waiting node per step (node 0: no wait), served only."""
@@ -407,7 +383,7 @@ class FluidPlane:
                      (acc.queue_ws, steps, served * mean_wait_s + abandoned * self.timeout_s),
                      (acc.completed, finish, done), (acc.busy_ws, steps, served * mean_s)]
             self._latencies(steps, offered, masses, kernel, lat_ms, done)
-        self._add_all(book)
+        add_steps(book, self.sub, self.config.n_buckets)
 
     @property
     def hist_first(self) -> FluidHistogram:
@@ -437,18 +413,3 @@ class FluidPlane:
             if table[row].sum() > 0:
                 self.acc.add_tick_counts(low + tick, table[row])
         self.hist.add_counts(table.sum(axis=0), float((lat_ms * done).sum()))
-
-    def _add_all(self, book: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
-        """Add per-step amounts to per-bucket arrays (steps past the end: last bucket), all
-        in one pass: (target, steps, amounts) per entry."""
-        n_buckets = self.config.n_buckets
-        buckets = np.clip(np.concatenate([steps for _t, steps, _w in book]) // self.sub,
-                          0, n_buckets - 1)
-        low = int(buckets.min())
-        width = int(buckets.max()) - low + 1
-        which = np.repeat(np.arange(len(book)), [steps.size for _t, steps, _w in book])
-        sums = np.bincount(which * width + buckets - low,
-                           weights=np.concatenate([w for _t, _s, w in book]),
-                           minlength=len(book) * width).reshape(len(book), width)
-        for row, (target, _steps, _w) in enumerate(book):
-            target[low:low + width] += sums[row]
