@@ -291,6 +291,10 @@ def _nanmax(values: np.ndarray) -> float | None:
     return float(finite.max()) if finite.size else None
 
 
+_FORECAST_CHUNK = 64
+"""Forecast points computed together (decision intervals ahead)."""
+
+
 def build_controller(
     scenario: Scenario, variant: str | None, fixed: bool, rate_scale: float = 1.0,
     time_scale: float = 1.0,
@@ -318,13 +322,20 @@ def build_controller(
     traffic = TrafficModel(scenario, rate_scale=rate_scale, time_scale=time_scale)
 
     known: dict[tuple[str, float], float] = {}
+    step_s = section.interval_s if section else 15.0
 
     def forecast_rps(service: str, scenario_t_s: float) -> float:
-        # a forecast horizon overlaps the previous decision's: each point is computed once
+        # A forecast horizon overlaps the previous decision's and moves one decision interval
+        # at a time: each point is computed once, the next points of its grid with it (the
+        # curve costs the same for one point as for a chunk of them).
         key = (service, scenario_t_s)
         rate = known.get(key)
         if rate is None:
-            rate = known[key] = traffic.rate_rps(service, scenario_t_s / traffic.time_scale)
+            grid = scenario_t_s + np.arange(_FORECAST_CHUNK) * step_s
+            rates = traffic.rates_rps(service, grid / traffic.time_scale)
+            for t_s, value in zip(grid.tolist(), rates.tolist(), strict=True):
+                known.setdefault((service, t_s), value)
+            rate = known[key]
         return rate
 
     context = PolicyContext(
