@@ -403,7 +403,10 @@ class FluidPlane:
         ticks = np.minimum(steps // self.steps_per_tick, self.config.n_ticks - 1)
         low = int(ticks[0])
         rows = ticks - low
-        starts = np.flatnonzero(np.diff(rows, prepend=-1))
+        change = np.empty(rows.size, dtype=bool)  # where a tick begins (rows never fall)
+        change[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=change[1:])
+        starts = np.flatnonzero(change)
         weights = np.add.reduceat(masses * offered[:, None], starts, axis=0)
         if masses.shape[1] == 1:
             table = weights * kernel.row0[None, :]
