@@ -294,3 +294,15 @@ def test_user_plan_holds_the_count_while_the_generator_is_saturated() -> None:
     # latency is its own queue, and more users would only add work.
     assert plan.target(10.0, {"browse": (100, 50_000.0)}, cpu_saturated=True) == 20
     assert plan.target(11.0, {"browse": (200, 100_000.0)}) == 127
+
+
+def test_the_loadgen_bench_prints_lines_that_fit_80_columns() -> None:
+    from loadtests.bench.loadgen import LoadgenBench, Round, loadgen_lines
+
+    for worst, verdict in ((0.9144, "no round held"), (1.0, "0.90x with")):
+        wide = Round(123_456.7, 111_111.1, 111_110.9, worst, 0.9, 123.4, 456.7)
+        for workers, pinned in ((0, True), (12, False)):
+            lines = loadgen_lines(LoadgenBench((wide,), workers, 0.9, 600.0, pinned))
+            assert all(len(line) <= 80 for line in lines), lines
+            assert "ratio 0.90" in lines[2] and f"worst window {worst:.1%}" in lines[3]
+            assert any(verdict in line for line in lines)
