@@ -119,9 +119,6 @@ class SlotValues:
         self.values = values
         self.prime = prime if prime is not None else (lambda _ctx: None)
 
-    def __call__(self, ctx: dict[str, Any]) -> list[Any]:
-        return self.values(ctx)
-
 
 def _trusted(function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` as a template may call it without the sandbox's checks (see
