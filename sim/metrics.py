@@ -215,18 +215,33 @@ def bucket_overlap_s(
     return out
 
 
-def add_steps(book: list[tuple[np.ndarray, np.ndarray, np.ndarray]], steps_per_bucket: int,
-              n_buckets: int) -> None:
-    """Add per-step amounts to per-bucket arrays, all in one pass: ``book`` holds (target array
-    of ``n_buckets``, step indexes, amounts) per entry; a bucket is ``steps_per_bucket`` steps
-    and steps past the end count in the last bucket."""
-    buckets = np.clip(np.concatenate([steps for _t, steps, _w in book]) // steps_per_bucket,
+def add_steps(book: list[tuple[np.ndarray, int | np.ndarray, np.ndarray]],
+              steps_per_bucket: int, n_buckets: int) -> None:
+    """Add per-step amounts to per-bucket arrays: ``book`` holds (target array of
+    ``n_buckets``, steps, amounts) per entry, the steps either an array of step indexes or the
+    first of a run of consecutive steps (an int); a bucket is ``steps_per_bucket`` steps and
+    steps past the end count in the last bucket."""
+    general: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for target, steps, amounts in book:
+        if not isinstance(steps, int):
+            general.append((target, steps, amounts))
+        elif steps_per_bucket == 1 and steps >= 0:
+            # a run of steps is a slice of buckets: most batches are only this
+            inside = max(0, min(amounts.size, n_buckets - steps))
+            target[steps:steps + inside] += amounts[:inside]
+            if inside < amounts.size:
+                target[n_buckets - 1] += float(amounts[inside:].sum())
+        else:
+            general.append((target, np.arange(steps, steps + amounts.size), amounts))
+    if not general:
+        return
+    buckets = np.clip(np.concatenate([steps for _t, steps, _w in general]) // steps_per_bucket,
                       0, n_buckets - 1)
     low = int(buckets.min())
     width = int(buckets.max()) - low + 1
-    which = np.repeat(np.arange(len(book)), [steps.size for _t, steps, _w in book])
+    which = np.repeat(np.arange(len(general)), [steps.size for _t, steps, _w in general])
     sums = np.bincount(which * width + buckets - low,
-                       weights=np.concatenate([w for _t, _s, w in book]),
-                       minlength=len(book) * width).reshape(len(book), width)
-    for row, (target, _steps, _w) in enumerate(book):
+                       weights=np.concatenate([w for _t, _s, w in general]),
+                       minlength=len(general) * width).reshape(len(general), width)
+    for row, (target, _steps, _w) in enumerate(general):
         target[low:low + width] += sums[row]

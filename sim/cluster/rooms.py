@@ -175,12 +175,19 @@ class RoomIndex:
         index.epoch, index.cursor = nodes.epoch, len(nodes.log)
         index.synced_s = max(index.synced_s, t_s)
         keys, key_of = index.keys, index.key_of
+        batch_free = self.policy.batch_free
         for node_id in ids:
             old = key_of.pop(node_id, None)
             if old is not None:
                 del keys[bisect.bisect_left(keys, old)]
             node = by_id.get(node_id)
-            r = room(kind, node, t_s) if node is not None else None
-            if r is not None and r.free_mcpu > 0 and r.free_mem_mb > 0:
-                key_of[node_id] = key = (r.free_mcpu, r.free_mem_mb, node_id)
+            if node is None:
+                continue
+            if kind == "batch":
+                free = batch_free(node, t_s)
+            else:
+                r = room(kind, node, t_s)
+                free = None if r is None else (r.free_mcpu, r.free_mem_mb)
+            if free is not None and free[0] > 0 and free[1] > 0:
+                key_of[node_id] = key = (free[0], free[1], node_id)
                 bisect.insort(keys, key)

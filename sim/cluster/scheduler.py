@@ -328,12 +328,13 @@ class Cluster:
         self._pass_s = max(self._pass_s, t_s)
         candidates = self._new_demands & self._queues.keys()
         self._new_demands = set()
-        rooms = [r for node_id in grown if (node := nodes.nodes.get(node_id)) is not None
-                 and (r := self.policy.room("batch", node, t_s)) is not None]
+        batch_free, by_id = self.policy.batch_free, nodes.nodes
+        rooms = [r for node_id in grown if (node := by_id.get(node_id)) is not None
+                 and (r := batch_free(node, t_s)) is not None]
         if rooms:
-            most_mcpu = max(r.free_mcpu for r in rooms)
+            most_mcpu = max(mcpu for mcpu, _mem in rooms)
             candidates.update(d for d in self._queues if d[0] <= most_mcpu and any(
-                d[0] <= r.free_mcpu and d[1] <= r.free_mem_mb for r in rooms))
+                d[0] <= mcpu and d[1] <= mem_mb for mcpu, mem_mb in rooms))
         if not candidates:
             return
         heads = [(self._queues[demand][0], demand) for demand in candidates]
@@ -367,9 +368,9 @@ class Cluster:
             return True
         if freed in self._throttled_nodes:
             return False
-        room = self.policy.room("batch", self.nodes.nodes[freed], t_s)
+        room = self.policy.batch_free(self.nodes.nodes[freed], t_s)
         return room is None or not any(
-            mcpu <= room.free_mcpu and mem_mb <= room.free_mem_mb for mcpu, mem_mb in self._queues)
+            mcpu <= room[0] and mem_mb <= room[1] for mcpu, mem_mb in self._queues)
 
     def take_changes(self) -> Changes:
         """What happened since the last call (and start a fresh record)."""

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
+from sim.engine.plane_state import Accounts
 from sim.metrics import HIST_BINS, LatencyHistogram, bin_centre_ms, latency_bins
 from sim.model import Sampler
 
@@ -51,6 +52,7 @@ class LatencyKernel:
         self.matrix_t = sparse.csr_matrix(flat.reshape(nodes_s.size, HIST_BINS).T)
         self.row0 = flat[:HIST_BINS].copy()
         """The no-wait node's latency histogram (dense)."""
+        self.row0_sum = float(self.row0.sum())
         self.done_share = w.sum(axis=1)
         self.mean_ms = (w * lat_s).sum(axis=1) * 1000.0
 
@@ -62,6 +64,8 @@ class FluidHistogram(LatencyHistogram):
         super().__init__()
         self.counts = np.zeros(HIST_BINS)
         self.weight = 0.0
+        # weight x shape added unexpanded (shape id -> (shape, weight)), until ``settle``
+        self._shapes: dict[int, tuple[np.ndarray, float]] = {}
 
     def add_counts(self, counts: np.ndarray, sum_ms: float) -> None:
         self.counts += counts
@@ -69,8 +73,25 @@ class FluidHistogram(LatencyHistogram):
         self.count = int(round(self.weight))
         self.sum_ms += sum_ms
 
+    def add_shape(self, weight: float, shape: np.ndarray, shape_sum: float,
+                  sum_ms: float) -> None:
+        """``add_counts(weight x shape, sum_ms)`` with ``shape.sum() == shape_sum``, the
+        product formed once per shape at ``settle``; ``shape`` must not change."""
+        held = self._shapes.get(id(shape))
+        self._shapes[id(shape)] = (shape, weight + (held[1] if held is not None else 0.0))
+        self.weight += weight * shape_sum
+        self.count = int(round(self.weight))
+        self.sum_ms += sum_ms
+
+    def settle(self) -> None:
+        """Expand the shapes added into ``counts`` (before reading ``counts``)."""
+        for shape, weight in self._shapes.values():
+            self.counts += weight * shape
+        self._shapes.clear()
+
     def finish(self) -> None:
         """Set ``max_ms``: the largest latency at least half a request is expected to reach."""
+        self.settle()
         tail = np.cumsum(self.counts[::-1])
         reached = np.flatnonzero(tail >= 0.5)
         if reached.size:
@@ -79,3 +100,30 @@ class FluidHistogram(LatencyHistogram):
     @property
     def mean_ms(self) -> float | None:
         return self.sum_ms / self.weight if self.weight > 0 else None
+
+
+def book_latencies(acc: Accounts, hist: FluidHistogram, ticks: np.ndarray, offered: np.ndarray,
+                   masses: np.ndarray, kernel: LatencyKernel, sum_ms: float) -> None:
+    """Add a batch's completed attempts to the histograms of the ticks they finish in and to
+    the run's: ``offered`` attempts per step, ``masses`` the share of each at each waiting
+    node (one column: nobody waits), ``ticks`` each step's tick (never falling), ``sum_ms``
+    their summed latency."""
+    low = int(ticks[0])
+    rows = ticks - low
+    change = np.empty(rows.size, dtype=bool)  # where a tick begins
+    change[0] = True
+    np.not_equal(rows[1:], rows[:-1], out=change[1:])
+    starts = np.flatnonzero(change)
+    weights = np.add.reduceat(masses * offered[:, None], starts, axis=0)
+    if masses.shape[1] == 1:
+        # the no-wait histogram scaled: kept as a weight until needed
+        for w, tick in zip(weights[:, 0].tolist(), rows[starts].tolist(), strict=True):
+            if w * kernel.row0_sum > 0:
+                acc.add_tick_shape(low + tick, w, kernel.row0)
+        hist.add_shape(float(weights.sum()), kernel.row0, kernel.row0_sum, sum_ms)
+        return
+    table = (kernel.matrix_t @ weights.T).T
+    for row, tick in enumerate(rows[starts].tolist()):
+        if table[row].sum() > 0:
+            acc.add_tick_counts(low + tick, table[row])
+    hist.add_counts(table.sum(axis=0), sum_ms)

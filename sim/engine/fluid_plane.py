@@ -30,7 +30,12 @@ import math
 
 import numpy as np
 
-from sim.engine.fluid_latency import FluidHistogram, LatencyKernel, ServiceShape
+from sim.engine.fluid_latency import (
+    FluidHistogram,
+    LatencyKernel,
+    ServiceShape,
+    book_latencies,
+)
 from sim.engine.fluid_model import (
     WaitLaw,
     fluid_queue,
@@ -360,18 +365,19 @@ class FluidPlane:
         done = offered * out["done"]
         timeout_steps = int(round(self.timeout_s / dt))
         last = self.retry_max
-        book = [(acc.arrivals, steps, fresh), (acc.retries, steps, offered - fresh),
-                (acc.shed, steps, shed),
-                (acc.timed_out, steps + timeout_steps, abandoned + late),
-                (acc.final_failures, steps, levels[last] * out["shed"]),
-                (acc.final_failures, steps + timeout_steps,
-                 levels[last] * (out["abandoned"] + out["late"]))]
+        # entries start at a step and cover consecutive ones, except the completions of
+        # a batch where some waited (each step's own latency)
+        book: list[tuple[np.ndarray, int | np.ndarray, np.ndarray]] = [
+            (acc.arrivals, k0, fresh), (acc.retries, k0, offered - fresh), (acc.shed, k0, shed),
+            (acc.timed_out, k0 + timeout_steps, abandoned + late),
+            (acc.final_failures, k0, levels[last] * out["shed"]),
+            (acc.final_failures, k0 + timeout_steps,
+             levels[last] * (out["abandoned"] + out["late"]))]
         if masses.shape[1] == 1 and "kernel" in out:  # calm: no waiting at all
             kernel = self._kernels[int(out["kernel"][0])]
             lat_ms = np.full(n, kernel.mean_ms[0] / max(kernel.done_share[0], 1e-300))
-            finish = steps + int(round(float(lat_ms[0]) / 1000.0 / dt))
-            book += [(acc.completed, finish, done), (acc.busy_ws, steps, served * mean_s)]
-            self._latencies(steps, offered, masses, kernel, lat_ms, done)
+            finish = k0 + int(round(float(lat_ms[0]) / 1000.0 / dt))
+            book += [(acc.completed, finish, done), (acc.busy_ws, k0, served * mean_s)]
         elif masses.shape[1] == self.nodes_s.size:
             served_mass = np.maximum(masses.sum(axis=1), 1e-300)
             kernel = self._kernels[int(out["kernel"][0])]
@@ -379,11 +385,16 @@ class FluidPlane:
             mean_wait_s = (masses @ self.nodes_s) / served_mass
             lat_ms = (masses @ kernel.mean_ms) / np.maximum(out["done"], 1e-300)
             finish = steps + np.round(lat_ms / 1000.0 / dt).astype(np.int64)
-            book += [(acc.waited, steps, served * waited_share),
-                     (acc.queue_ws, steps, served * mean_wait_s + abandoned * self.timeout_s),
-                     (acc.completed, finish, done), (acc.busy_ws, steps, served * mean_s)]
-            self._latencies(steps, offered, masses, kernel, lat_ms, done)
+            book += [(acc.waited, k0, served * waited_share),
+                     (acc.queue_ws, k0, served * mean_wait_s + abandoned * self.timeout_s),
+                     (acc.completed, finish, done), (acc.busy_ws, k0, served * mean_s)]
+        else:
+            add_steps(book, self.sub, self.config.n_buckets)
+            return
         add_steps(book, self.sub, self.config.n_buckets)
+        ticks = np.minimum(steps // self.steps_per_tick, self.config.n_ticks - 1)
+        book_latencies(self.acc, self.hist, ticks, offered, masses, kernel,
+                       float((lat_ms * done).sum()))
 
     @property
     def hist_first(self) -> FluidHistogram:
@@ -393,26 +404,8 @@ class FluidPlane:
         first = float(self.acc.arrivals.sum())
         attempts = first + float(self.acc.retries.sum())
         share = first / attempts if attempts > 0 else 1.0
+        self.hist.settle()
         scaled = FluidHistogram()
         scaled.add_counts(self.hist.counts * share, self.hist.sum_ms * share)
         scaled.max_ms = self.hist.max_ms
         return scaled
-
-    def _latencies(self, steps: np.ndarray, offered: np.ndarray, masses: np.ndarray,
-                   kernel: LatencyKernel, lat_ms: np.ndarray, done: np.ndarray) -> None:
-        ticks = np.minimum(steps // self.steps_per_tick, self.config.n_ticks - 1)
-        low = int(ticks[0])
-        rows = ticks - low
-        change = np.empty(rows.size, dtype=bool)  # where a tick begins (rows never fall)
-        change[0] = True
-        np.not_equal(rows[1:], rows[:-1], out=change[1:])
-        starts = np.flatnonzero(change)
-        weights = np.add.reduceat(masses * offered[:, None], starts, axis=0)
-        if masses.shape[1] == 1:
-            table = weights * kernel.row0[None, :]
-        else:
-            table = (kernel.matrix_t @ weights.T).T
-        for row, tick in enumerate(rows[starts].tolist()):
-            if table[row].sum() > 0:
-                self.acc.add_tick_counts(low + tick, table[row])
-        self.hist.add_counts(table.sum(axis=0), float((lat_ms * done).sum()))

@@ -36,6 +36,10 @@ class Accounts:
     tick_percentiles_ms: np.ndarray = field(init=False)
     final_failures_at: list[float] = field(default_factory=list)
     _open_ticks: dict[int, np.ndarray] = field(default_factory=dict)
+    # a tick's histogram as weight x shape, kept unexpanded until it closes: a calm tick is
+    # one shape (the no-wait latencies), whose percentiles are those of the shape alone
+    _open_shapes: dict[int, list[tuple[float, np.ndarray]]] = field(default_factory=dict)
+    _shape_percentiles: dict[int, tuple[np.ndarray, list[float]]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("arrivals", "retries", "completed", "waited", "timed_out", "shed", "failed",
@@ -79,14 +83,41 @@ class Accounts:
         if counts is not None:
             counts[int(latency_bins(np.asarray([latency_ms]))[0])] -= 1
 
+    def add_tick_shape(self, tick: int, weight: float, shape: np.ndarray) -> None:
+        """Add ``weight x shape`` (expected latency counts) to ``tick``'s open histogram;
+        ``shape`` must not change afterwards."""
+        self._open_shapes.setdefault(tick, []).append((weight, shape))
+
     def close_ticks(self, before_s: float, tick_s: float, final: bool = False) -> None:
         """Compute the percentiles of every tick that ends by ``before_s`` and drop its
         histogram (no attempt decided later can finish in it)."""
-        for tick in sorted(self._open_ticks):
+        for tick in sorted(self._open_ticks.keys() | self._open_shapes.keys()):
             if not final and (tick + 1) * tick_s > before_s + 1e-9:
                 continue
-            values = percentiles_ms(self._open_ticks.pop(tick), QUANTILES)
-            self.tick_percentiles_ms[tick] = [np.nan if v is None else v for v in values]
+            dense = self._open_ticks.pop(tick, None)
+            parts = self._open_shapes.pop(tick, [])
+            shape = parts[0][1] if parts else None
+            if dense is None and all(s is shape for _w, s in parts):
+                assert shape is not None
+                weight = sum(w for w, _s in parts) * float(shape.sum())
+                values = self._percentiles_of(shape) if weight >= 0.5 else [np.nan] * len(
+                    QUANTILES)
+            else:
+                counts = np.zeros(HIST_BINS) if dense is None else dense
+                for w, s in parts:
+                    counts = counts + w * s
+                values = self._percentiles_of(counts, cache=False)
+            self.tick_percentiles_ms[tick] = values
+
+    def _percentiles_of(self, counts: np.ndarray, cache: bool = True) -> list[float]:
+        """QUANTILES of a histogram, NaN where it is empty; shapes' answers are kept."""
+        hit = self._shape_percentiles.get(id(counts)) if cache else None
+        if hit is not None and hit[0] is counts:
+            return hit[1]
+        values = [np.nan if v is None else v for v in percentiles_ms(counts, QUANTILES)]
+        if cache:
+            self._shape_percentiles[id(counts)] = (counts, values)  # holds the id's owner
+        return values
 
 
 class InFlight:

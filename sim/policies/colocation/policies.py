@@ -257,9 +257,14 @@ class ColocationPolicy(ABC):
 
     def batch_room(self, node: Node, t_s: float) -> Room | None:
         """The room batch may use on ``node`` now (None: batch may not start here)."""
+        free = self.batch_free(node, t_s)
+        return None if free is None else Room(node.node_id, node.mcpu, node.mem_mb, *free)
+
+    def batch_free(self, node: Node, t_s: float) -> tuple[int, int] | None:
+        """``batch_room``'s (free mcpu, free MiB) alone: the question asked most often."""
         if node.pool != self.batch_pool or not node.ready(t_s) or node.batch_hold_until_s > t_s:
             return None
-        return Room(node.node_id, node.mcpu, node.mem_mb, node.free_mcpu, node.free_mem_mb)
+        return node.free_mcpu, node.free_mem_mb
 
     def place_batch(self, rooms: RoomSource, demand: Demand, t_s: float) -> int | None:
         """Which node a queued batch container starts on (None: it keeps waiting)."""
@@ -355,7 +360,7 @@ class Colocated(ColocationPolicy):
         assert victims is not None, "online-free room covers the demand"
         return OnlineDecision(node_id, tuple(c.cid for c in victims))
 
-    def batch_room(self, node: Node, t_s: float) -> Room | None:
+    def batch_free(self, node: Node, t_s: float) -> tuple[int, int] | None:
         if node.pool != self.batch_pool or node.ready_s > t_s or node.batch_hold_until_s > t_s:
             return None
         # batch_max_share keeps headroom for online on every node.
@@ -363,8 +368,7 @@ class Colocated(ColocationPolicy):
         if self.params.batch_max_share < 1.0:
             cap = math.floor(self.params.batch_max_share * node.mcpu) - node.batch_mcpu
             free_mcpu = min(free_mcpu, cap)
-        return Room(node.node_id, node.mcpu, node.mem_mb, max(0, free_mcpu),
-                    node.mem_mb - node.online_mem_mb - node.batch_mem_mb)
+        return max(0, free_mcpu), node.mem_mb - node.online_mem_mb - node.batch_mem_mb
 
     def batch_share(self) -> float:
         return self.params.batch_max_share
