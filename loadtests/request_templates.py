@@ -11,6 +11,7 @@ No Locust, no gevent.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -24,6 +25,9 @@ from sim.model import ENV_NAME, TRUSTED
 
 Render = Callable[[dict[str, Any]], Any]
 _EMIT = "peaksim_emit"
+_ROWS = "peaksim_rows"
+_STRIDE = 13
+"""Steps through first-batch sizes (coprime to ``Slots.BATCH``)."""
 _SINGLE = re.compile(r"^\{\{(?!-)(.*?)(?<!-)\}\}$", re.DOTALL)
 
 
@@ -83,15 +87,24 @@ class Slots:
         names = ", ".join(n for _, _, n in batched)
         # each row's values go straight to the user's queue (no text in between)
         loop = env.from_string(
-            f"{{% for peaksim_row in range({self.BATCH}) %}}"
+            f"{{% for peaksim_row in range({_ROWS}) %}}"
             + "".join(s for _, s, _ in batched)
             + f"{{% set peaksim_done = {_EMIT}([{names}]) %}}{{% endfor %}}")
         size = len(self.parts)
+        primed = itertools.count()
+        batch = self.BATCH
 
-        def refill(ctx: dict[str, Any]) -> None:
+        def refill(ctx: dict[str, Any], rows: int = batch) -> None:
             queue: deque[list[Any]] = ctx[queue_key]
             if not queue:
-                loop.render({**ctx, _EMIT: _trusted(queue.append)})
+                loop.render({**ctx, _ROWS: rows, _EMIT: _trusted(queue.append)})
+
+        def prime(ctx: dict[str, Any]) -> None:
+            # Users of a process spawn together: primed with full batches, they would all
+            # run out, and render their next batch, at the same moment, again and again (a
+            # burst of work every BATCH sends per user that made sends late). First batches
+            # of 1..BATCH rows (a permutation over every BATCH users) spread the refills.
+            refill(ctx, 1 + (next(primed) * _STRIDE) % batch)
 
         def values(ctx: dict[str, Any]) -> list[Any]:
             queue: deque[list[Any]] = ctx[queue_key]
@@ -106,7 +119,7 @@ class Slots:
                     out[i] = value
             return out
 
-        return SlotValues(values, refill)
+        return SlotValues(values, prime)
 
 
 class SlotValues:

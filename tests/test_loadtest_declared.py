@@ -17,7 +17,8 @@ from loadtests.declared import (
     environment_values,
 )
 from loadtests.hosts import check_target, custom_services, is_loopback
-from loadtests.send_context import CaptureStore, TemplateFunctions, base_context
+from loadtests.request_templates import Slots
+from loadtests.send_context import CaptureStore, TemplateFunctions, base_context, batch_key
 from sim.cli import app
 from sim.errors import LoadTestError
 from sim.model import check_requests, parse_scenario
@@ -222,3 +223,27 @@ def test_the_sandbox_still_guards_everything_but_peaksims_own_functions() -> Non
     # a record from an answer cannot make itself trusted
     with pytest.raises(SecurityError):
         env.from_string("{{ r.pop('k') }}").render({**ctx, "r": {"k": 1, "peaksim_trusted": 1}})
+
+
+def test_users_first_batches_differ_so_their_refills_spread() -> None:
+    # Users spawn together: with equal first batches, all of a process's users would render
+    # their next batch at the same moment every BATCH sends (a burst that made sends late).
+    scenario = parse_scenario(ISSUE)
+    requests = compile_requests(scenario.loadtest, ("catalog",), {"SHOP_API_KEY": "k"})
+    catalog = requests["catalog"]
+    batch = Slots.BATCH
+    contexts = [base_context(TemplateFunctions(random.Random(i)), {}, requests)
+                for i in range(2 * batch)]
+    queue_key = batch_key("catalog")
+    for ctx in contexts:
+        catalog.values.prime(ctx)
+    first = [len(ctx[queue_key]) for ctx in contexts]
+    assert sorted(first[:batch]) == list(range(1, batch + 1))  # every size once per BATCH users
+    assert sorted(first[batch:]) == list(range(1, batch + 1))
+    # sends take the primed rows, then a whole batch at a time
+    ctx = contexts[0]
+    for _ in range(first[0]):
+        assert 1 <= int(catalog.render(ctx).path.rsplit("/", 1)[1]) <= 5000
+    assert len(ctx[queue_key]) == 0
+    catalog.render(ctx)
+    assert len(ctx[queue_key]) == batch - 1

@@ -306,3 +306,20 @@ def test_the_loadgen_bench_prints_lines_that_fit_80_columns() -> None:
             assert all(len(line) <= 80 for line in lines), lines
             assert "ratio 0.90" in lines[2] and f"worst window {worst:.1%}" in lines[3]
             assert any(verdict in line for line in lines)
+
+
+def test_the_loadgen_bench_refuses_a_keep_directory_it_cannot_make(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from sim.cli import app
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    monkeypatch.setenv("PEAKSIM_BENCH_KEEP", str(blocker / "runs"))
+    result = CliRunner().invoke(app, ["bench", "--loadgen", "--loadgen-seconds", "5",
+                                      "--rounds", "1"])
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "PEAKSIM_BENCH_KEEP" in lines[0] and "a-file" in lines[0]
+    assert "Traceback" not in result.output

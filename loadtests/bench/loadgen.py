@@ -256,6 +256,11 @@ def run_loadgen_bench(duration_s: float = 15.0, rounds: int = 2, fraction: float
     results = []
     with tempfile.TemporaryDirectory(prefix="peaksim-loadgen-") as tmp:
         work = Path(os.environ.get("PEAKSIM_BENCH_KEEP") or tmp)
+        try:
+            work.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise LoadTestError(f"PEAKSIM_BENCH_KEEP: cannot use {work} as a directory "
+                                f"({exc.strerror})") from None
         server = _start_server(port, server_cpu)
         url = f"http://127.0.0.1:{port}"
         try:

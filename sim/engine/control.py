@@ -287,6 +287,9 @@ def make_sample(
 
 
 def _nanmax(values: np.ndarray) -> float | None:
+    if values.size == 1:  # a scrape of one tick, the usual case
+        value = float(values[0])
+        return None if math.isnan(value) else value
     finite = values[~np.isnan(values)]
     return float(finite.max()) if finite.size else None
 

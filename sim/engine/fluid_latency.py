@@ -5,6 +5,7 @@ and a histogram of expected (fractional) counts in the engines' log-spaced bins.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import sparse
@@ -48,13 +49,19 @@ class LatencyKernel:
         bins = latency_bins(lat_s * 1000.0)
         rows = np.arange(nodes_s.size)[:, None] * HIST_BINS + bins
         flat = np.bincount(rows.ravel(), weights=w.ravel(), minlength=nodes_s.size * HIST_BINS)
-        # sparse: a node's latencies cover a few hundred of the histogram's bins
-        self.matrix_t = sparse.csr_matrix(flat.reshape(nodes_s.size, HIST_BINS).T)
+        self._flat = flat.reshape(nodes_s.size, HIST_BINS)
         self.row0 = flat[:HIST_BINS].copy()
         """The no-wait node's latency histogram (dense)."""
         self.row0_sum = float(self.row0.sum())
         self.done_share = w.sum(axis=1)
         self.mean_ms = (w * lat_s).sum(axis=1) * 1000.0
+
+    @cached_property
+    def matrix_t(self) -> sparse.csr_matrix:
+        """Every node's latency histogram, bins x nodes; built on first use, as most kernels
+        serve calm batches (the no-wait row) only. Sparse: a node's latencies cover a few
+        hundred of the histogram's bins."""
+        return sparse.csr_matrix(self._flat.T)
 
 
 class FluidHistogram(LatencyHistogram):

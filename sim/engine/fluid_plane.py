@@ -150,7 +150,8 @@ class FluidPlane:
         inflation = self.inflation
         if inflation is not self._factor_of:
             self._factor_of = inflation
-            self._factor_value = float(np.mean(inflation)) if inflation.size else 1.0
+            self._factor_value = (float(inflation[0]) if inflation.size == 1 else
+                                  float(np.mean(inflation)) if inflation.size else 1.0)
         return self._factor_value
 
     def advance_to(self, t_s: float) -> None:

@@ -93,7 +93,7 @@ class Accounts:
         histogram (no attempt decided later can finish in it)."""
         for tick in sorted(self._open_ticks.keys() | self._open_shapes.keys()):
             if not final and (tick + 1) * tick_s > before_s + 1e-9:
-                continue
+                break  # and so are all later ones
             dense = self._open_ticks.pop(tick, None)
             parts = self._open_shapes.pop(tick, [])
             shape = parts[0][1] if parts else None
