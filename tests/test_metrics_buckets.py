@@ -7,6 +7,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.engine.plane_state import QUANTILES, Accounts
 from sim.metrics import (
     HIST_BINS,
     add_overlap,
@@ -56,3 +57,28 @@ def test_percentiles_follow_the_nearest_rank_definition() -> None:
     assert percentiles_ms(counts, (0.9, 0.95, 0.96)) == [
         bin_centre_ms(10), bin_centre_ms(20), bin_centre_ms(30)]
     assert percentiles_ms(np.zeros(HIST_BINS, dtype=np.int64), (0.5,)) == [None]
+
+
+def test_tick_shapes_give_the_percentiles_of_their_expanded_histogram() -> None:
+    # A calm tick keeps its latencies as weight x shape; its percentiles must be those of
+    # the histogram the weights stand for, including a shape of small total mass (most of
+    # a service's attempts late) and ticks holding several shapes or dense counts too.
+    acc = Accounts(n_buckets=10, n_ticks=4)
+    light = np.zeros(HIST_BINS)
+    light[[100, 200, 300]] = [0.1, 0.1, 0.1]  # total 0.3: below half a request on its own
+    other = np.zeros(HIST_BINS)
+    other[[150, 400]] = [0.5, 0.5]
+    acc.add_tick_shape(0, 10.0, light)                       # 3 requests' worth
+    acc.add_tick_shape(1, 1.0, light)                        # 0.3: empty
+    acc.add_tick_shape(2, 2.0, light)
+    acc.add_tick_shape(2, 4.0, other)
+    acc.add_tick_counts(3, light * 5.0)
+    acc.add_tick_shape(3, 5.0, light)
+    acc.close_ticks(4.0, 1.0)
+    expected = {0: light * 10.0, 2: light * 2.0 + other * 4.0, 3: light * 10.0}
+    for tick, counts in expected.items():
+        want = [np.nan if v is None else v for v in percentiles_ms(counts, QUANTILES)]
+        assert acc.tick_percentiles_ms[tick].tolist() == want
+    assert acc.tick_percentiles_ms[0].tolist() == [bin_centre_ms(200), bin_centre_ms(300),
+                                                   bin_centre_ms(300)]
+    assert np.isnan(acc.tick_percentiles_ms[1]).all()

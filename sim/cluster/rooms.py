@@ -164,7 +164,7 @@ class RoomIndex:
     def _sync_sorted(self, index: _Sorted, kind: RoomKind, t_s: float) -> None:
         nodes = self.nodes
         changed = nodes.changes_since(index.epoch, index.cursor)
-        room, by_id = self.policy.room, nodes.nodes
+        by_id = nodes.nodes
         if changed is None or len(changed) > len(by_id):
             index.keys, index.key_of = [], {}
             ids: list[int] | set[int] = list(by_id)
@@ -175,19 +175,13 @@ class RoomIndex:
         index.epoch, index.cursor = nodes.epoch, len(nodes.log)
         index.synced_s = max(index.synced_s, t_s)
         keys, key_of = index.keys, index.key_of
-        batch_free = self.policy.batch_free
+        free_of = self.policy.free
         for node_id in ids:
             old = key_of.pop(node_id, None)
             if old is not None:
                 del keys[bisect.bisect_left(keys, old)]
             node = by_id.get(node_id)
-            if node is None:
-                continue
-            if kind == "batch":
-                free = batch_free(node, t_s)
-            else:
-                r = room(kind, node, t_s)
-                free = None if r is None else (r.free_mcpu, r.free_mem_mb)
+            free = None if node is None else free_of(kind, node, t_s)
             if free is not None and free[0] > 0 and free[1] > 0:
                 key_of[node_id] = key = (free[0], free[1], node_id)
                 bisect.insort(keys, key)

@@ -374,6 +374,7 @@ class FluidPlane:
             (acc.final_failures, k0, levels[last] * out["shed"]),
             (acc.final_failures, k0 + timeout_steps,
              levels[last] * (out["abandoned"] + out["late"]))]
+        kernel: LatencyKernel | None = None  # none: nobody was served
         if masses.shape[1] == 1 and "kernel" in out:  # calm: no waiting at all
             kernel = self._kernels[int(out["kernel"][0])]
             lat_ms = np.full(n, kernel.mean_ms[0] / max(kernel.done_share[0], 1e-300))
@@ -389,13 +390,11 @@ class FluidPlane:
             book += [(acc.waited, k0, served * waited_share),
                      (acc.queue_ws, k0, served * mean_wait_s + abandoned * self.timeout_s),
                      (acc.completed, finish, done), (acc.busy_ws, k0, served * mean_s)]
-        else:
-            add_steps(book, self.sub, self.config.n_buckets)
-            return
         add_steps(book, self.sub, self.config.n_buckets)
-        ticks = np.minimum(steps // self.steps_per_tick, self.config.n_ticks - 1)
-        book_latencies(self.acc, self.hist, ticks, offered, masses, kernel,
-                       float((lat_ms * done).sum()))
+        if kernel is not None:
+            ticks = np.minimum(steps // self.steps_per_tick, self.config.n_ticks - 1)
+            book_latencies(self.acc, self.hist, ticks, offered, masses, kernel,
+                           float((lat_ms * done).sum()))
 
     @property
     def hist_first(self) -> FluidHistogram:

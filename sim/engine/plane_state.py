@@ -39,7 +39,8 @@ class Accounts:
     # a tick's histogram as weight x shape, kept unexpanded until it closes: a calm tick is
     # one shape (the no-wait latencies), whose percentiles are those of the shape alone
     _open_shapes: dict[int, list[tuple[float, np.ndarray]]] = field(default_factory=dict)
-    _shape_percentiles: dict[int, tuple[np.ndarray, list[float]]] = field(default_factory=dict)
+    _shape_percentiles: dict[int, tuple[np.ndarray, float, list[float]]] = field(
+        default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("arrivals", "retries", "completed", "waited", "timed_out", "shed", "failed",
@@ -97,27 +98,31 @@ class Accounts:
             dense = self._open_ticks.pop(tick, None)
             parts = self._open_shapes.pop(tick, [])
             shape = parts[0][1] if parts else None
-            if dense is None and all(s is shape for _w, s in parts):
-                assert shape is not None
-                weight = sum(w for w, _s in parts) * float(shape.sum())
-                values = self._percentiles_of(shape) if weight >= 0.5 else [np.nan] * len(
-                    QUANTILES)
+            if dense is None and shape is not None and all(s is shape for _w, s in parts):
+                total, values = self._shape_summary(shape)
+                if sum(w for w, _s in parts) * total < 0.5:  # as percentiles_ms: empty
+                    values = [np.nan] * len(QUANTILES)
             else:
                 counts = np.zeros(HIST_BINS) if dense is None else dense
                 for w, s in parts:
                     counts = counts + w * s
-                values = self._percentiles_of(counts, cache=False)
+                values = _percentiles(counts)
             self.tick_percentiles_ms[tick] = values
 
-    def _percentiles_of(self, counts: np.ndarray, cache: bool = True) -> list[float]:
-        """QUANTILES of a histogram, NaN where it is empty; shapes' answers are kept."""
-        hit = self._shape_percentiles.get(id(counts)) if cache else None
-        if hit is not None and hit[0] is counts:
-            return hit[1]
-        values = [np.nan if v is None else v for v in percentiles_ms(counts, QUANTILES)]
-        if cache:
-            self._shape_percentiles[id(counts)] = (counts, values)  # holds the id's owner
-        return values
+    def _shape_summary(self, shape: np.ndarray) -> tuple[float, list[float]]:
+        """A shape's sum and the QUANTILES of any positive multiple of it (kept per shape)."""
+        hit = self._shape_percentiles.get(id(shape))
+        if hit is not None and hit[0] is shape:
+            return hit[1], hit[2]
+        total = float(shape.sum())
+        values = _percentiles(shape / total) if total > 0 else [np.nan] * len(QUANTILES)
+        self._shape_percentiles[id(shape)] = (shape, total, values)  # holds the id's owner
+        return total, values
+
+
+def _percentiles(counts: np.ndarray) -> list[float]:
+    """QUANTILES of a histogram, NaN where it is empty."""
+    return [np.nan if v is None else v for v in percentiles_ms(counts, QUANTILES)]
 
 
 class InFlight:

@@ -246,22 +246,26 @@ class ColocationPolicy(ABC):
     def room(self, kind: RoomKind, node: Node, t_s: float) -> Room | None:
         """The room of ``kind`` on ``node`` at ``t_s`` (None: the node offers none). It
         changes only when the node changes, becomes ready or ends a refill hold."""
+        free = self.free(kind, node, t_s)
+        return None if free is None else Room(node.node_id, node.mcpu, node.mem_mb, *free)
+
+    def free(self, kind: RoomKind, node: Node, t_s: float) -> tuple[int, int] | None:
+        """``room``'s (free mcpu, free MiB) alone, without building the record: the question
+        indexes ask of every node that changed."""
         if kind == "batch":
-            return self.batch_room(node, t_s)
+            return self.batch_free(node, t_s)
         if node.pool != self.online_pool or not node.ready(t_s):
             return None
         if kind == "free":
-            return Room(node.node_id, node.mcpu, node.mem_mb, node.free_mcpu, node.free_mem_mb)
-        return Room(node.node_id, node.mcpu, node.mem_mb, node.mcpu - node.online_mcpu,
-                    node.mem_mb - node.online_mem_mb)
+            return node.free_mcpu, node.free_mem_mb
+        return node.mcpu - node.online_mcpu, node.mem_mb - node.online_mem_mb
 
     def batch_room(self, node: Node, t_s: float) -> Room | None:
         """The room batch may use on ``node`` now (None: batch may not start here)."""
-        free = self.batch_free(node, t_s)
-        return None if free is None else Room(node.node_id, node.mcpu, node.mem_mb, *free)
+        return self.room("batch", node, t_s)
 
     def batch_free(self, node: Node, t_s: float) -> tuple[int, int] | None:
-        """``batch_room``'s (free mcpu, free MiB) alone: the question asked most often."""
+        """``free("batch", ...)``: what batch may use on ``node`` now."""
         if node.pool != self.batch_pool or not node.ready(t_s) or node.batch_hold_until_s > t_s:
             return None
         return node.free_mcpu, node.free_mem_mb
